@@ -1,0 +1,7 @@
+// One function per `qvl` subcommand; each lives in its own cli/<name>.cpp.
+// argv[0] is the subcommand name. Return the process exit code.
+#pragma once
+
+namespace qvl::cli {
+int cmd_inspect(int argc, char** argv);
+}  // namespace qvl::cli

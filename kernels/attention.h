@@ -1,0 +1,32 @@
+// Scaled dot-product attention, softmax in fp32.
+#pragma once
+#include <cstdint>
+
+namespace qvl {
+
+// Causal GQA over a KV cache.
+//   q      [S, Hq, D] (row stride q_stride floats), the S new tokens at cache
+//          positions past .. past+S−1 (their K/V already written to the cache)
+//   kcache [Hkv, ctx, D], vcache [Hkv, ctx, D] for one layer
+//   out    [S, Hq, D] (row stride out_stride)
+// Query head h reads KV head h / (Hq/Hkv). Token i sees cache positions
+// 0 .. past+i. scale usually D^−0.5.
+void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                      const float* kcache, const float* vcache, int64_t ctx, int64_t past,
+                      float scale, float* out, int64_t out_stride);
+void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                          const float* kcache, const float* vcache, int64_t ctx, int64_t past,
+                          float scale, float* out, int64_t out_stride);
+
+// Bidirectional attention restricted to segments (vision: one per image / per
+// temporal patch). q, k, v are [N, H, D] with row stride `stride` (e.g. the
+// packed qkv output, 3·H·D). cu_seqlens[0..nseg] are segment boundaries
+// (cu[0] = 0, cu[nseg] = N). out [N, H, D] packed (stride H·D).
+void attention_segments(const float* q, const float* k, const float* v, int64_t stride,
+                        int64_t N, int H, int D, const int64_t* cu_seqlens, int nseg,
+                        float scale, float* out);
+void attention_segments_ref(const float* q, const float* k, const float* v, int64_t stride,
+                            int64_t N, int H, int D, const int64_t* cu_seqlens, int nseg,
+                            float scale, float* out);
+
+}  // namespace qvl

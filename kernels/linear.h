@@ -1,0 +1,54 @@
+// Linear layers: Y[M,N] = X[M,K] · Wᵀ (+ bias), the one convention of qvl.
+// W is logically [N, K] (PyTorch Linear: row = output feature). It may be
+// stored as
+//   * F32 / F16 / BF16, either [N, K] row-major (transposed == false) or
+//     [K, N] row-major (transposed == true, the layout of an ONNX MatMul B);
+//   * Q4 / Q8: com.microsoft MatMulNBits blocks, B uint8 [N, kb, block*bits/8],
+//     scales [N, kb] (F32/F16/BF16), optional packed zero points
+//     uint8 [N, ceil(kb*bits/8)] (low nibble first), default zero point
+//     2^(bits-1). K is zero-padded to kb*block. w = (q - zp) * scale.
+// All pointers are non-owning (usually into an mmap'd weight file).
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace qvl {
+
+enum class WeightKind { F32, F16, BF16, Q4, Q8 };
+
+struct LinearWeight {
+  WeightKind kind = WeightKind::F32;
+  int64_t N = 0;  // output features
+  int64_t K = 0;  // input features
+  bool transposed = false;       // float kinds: data is [K, N]
+  const void* data = nullptr;    // float kinds: the matrix; Q kinds: B [N, kb, blob]
+  int block_size = 0;            // Q kinds
+  int bits = 0;                  // Q kinds: 4 or 8
+  const void* scales = nullptr;  // Q kinds: [N, kb]
+  DType scale_dtype = DType::F32;
+  const uint8_t* zero_points = nullptr;  // Q kinds, optional: [N, ceil(kb*bits/8)]
+  const float* bias = nullptr;           // optional [N], fp32
+
+  int64_t k_blocks() const { return block_size ? (K + block_size - 1) / block_size : 0; }
+  // Bytes of weight data (incl. scales / zero points) one full pass reads.
+  int64_t bytes() const;
+};
+
+// Y[M, N] = X[M, K] · Wᵀ + bias. X rows are K contiguous floats, Y rows N.
+// Threaded with OpenMP; dispatches on W.kind and M (GEMV for M small).
+void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
+
+// Scalar reference: dequantize element by element, accumulate in double.
+void linear_ref(const float* X, int64_t M, const LinearWeight& W, float* Y);
+
+// Dequantize/convert row n of W (K values) to fp32.
+void dequantize_row(const LinearWeight& W, int64_t n, float* out);
+
+// Plain fp32 GEMM helper: C[M,N] = A[M,K] · B (B [K,N] if !transB else [N,K]),
+// C overwritten (beta = 0) or accumulated (beta = 1). Used for attention and
+// by the F32 linear path.
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+              int64_t ldb, bool transB, float* C, int64_t ldc, float beta = 0.f);
+
+}  // namespace qvl
