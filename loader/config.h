@@ -30,6 +30,10 @@ struct VisionConfig {
   std::vector<int> deepstack_indexes;
   std::string hidden_act;           // "gelu_pytorch_tanh"
   float eps = 1e-6f;
+  // Qwen2.5-VL only: window attention except at fullatt_block_indexes.
+  int window_size = 0;
+  std::vector<int> fullatt_block_indexes;
+  int tokens_per_second = 0;
 };
 
 struct ModelConfig {
@@ -58,12 +62,26 @@ struct GenerationConfig {
   float repetition_penalty = 1.0f, presence_penalty = 0.0f;
 };
 
-// Reads <dir>/config.json (required).
+// onnxruntime-genai's genai_config.json (informational: which file is which).
+struct GenaiConfig {
+  std::string model_type;          // model.type
+  int64_t context_length = 0;      // model.context_length
+  std::string decoder_filename;    // model.decoder.filename
+  std::string vision_filename;     // model.vision.filename
+  std::string embedding_filename;  // model.embedding.filename
+};
+
+// Reads <dir>/config.json (required). Accepts the nested Qwen3-VL layout
+// (text_config / vision_config) and the flat Qwen2.5-VL layout (text keys at
+// top level, rope_scaling.mrope_section). eos ids come from
+// generation_config.json when present, else from the text config.
 ModelConfig read_model_config(const std::string& dir);
 // Reads <dir>/preprocessor_config.json; falls back to the Qwen3-VL released
 // values only when the file is absent (returns false then).
 bool read_preprocessor_config(const std::string& dir, PreprocessorConfig* out);
 // Reads <dir>/generation_config.json if present (returns false otherwise).
 bool read_generation_config(const std::string& dir, GenerationConfig* out);
+// Reads <dir>/genai_config.json if present (returns false otherwise).
+bool read_genai_config(const std::string& dir, GenaiConfig* out);
 
 }  // namespace qvl
