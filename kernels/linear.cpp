@@ -1,0 +1,200 @@
+// Fast linear layer for float weights (F32 / F16 / BF16, [N,K] or [K,N]) and the
+// dispatch of linear() on weight kind and M:
+//   * M <= kGemvRows: streaming GEMV, threaded over N, weights read once,
+//     converted in registers (vcvtph2ps / bf16 shift);
+//   * larger M: fp32 GEMM (OpenBLAS); F16/BF16 panels of W are converted to
+//     fp32 first ([Np, K] or [K, Np] buffers), then multiplied.
+// Quantized kinds live in linear_q.cpp.
+#include <cstring>
+#include <vector>
+
+#include "kernels/base.h"
+#include "kernels/cpu.h"
+#include "kernels/linear.h"
+
+namespace qvl {
+
+void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_q.cpp
+
+namespace {
+
+constexpr int64_t kGemvRows = 4;
+
+// Element loaders: 16 consecutive weights of type T as fp32.
+struct F32T { using T = float; };
+struct F16T { using T = uint16_t; };
+struct BF16T { using T = uint16_t; };
+
+template <class Tag>
+inline float load1(const typename Tag::T* p) {
+  if constexpr (std::is_same_v<Tag, F32T>) return *p;
+  else if constexpr (std::is_same_v<Tag, F16T>) return f16_to_f32(*p);
+  else return bf16_to_f32(*p);
+}
+
+#if defined(__AVX512F__)
+template <class Tag>
+inline __m512 load16(const typename Tag::T* p) {
+  if constexpr (std::is_same_v<Tag, F32T>) {
+    return _mm512_loadu_ps(p);
+  } else if constexpr (std::is_same_v<Tag, F16T>) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
+  } else {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+}
+#endif
+
+// Y[m, n] (m < MR) = dot(X[m, :K], W[n, :K]) for rows n in [n0, n1) of an [N,K] weight.
+template <class Tag, int MR>
+void gemv_nk(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int64_t n0,
+             int64_t n1, float* Y) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const typename Tag::T* w = W + n * K;
+    float acc[MR];
+    int64_t k = 0;
+#if defined(__AVX512F__)
+    __m512 va[MR];
+    for (int m = 0; m < MR; ++m) va[m] = _mm512_setzero_ps();
+    for (; k + 16 <= K; k += 16) {
+      __m512 wv = load16<Tag>(w + k);
+      for (int m = 0; m < MR; ++m) va[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(X + m * K + k), va[m]);
+    }
+    for (int m = 0; m < MR; ++m) acc[m] = _mm512_reduce_add_ps(va[m]);
+#else
+    for (int m = 0; m < MR; ++m) acc[m] = 0.f;
+#endif
+    for (; k < K; ++k) {
+      float wv = load1<Tag>(w + k);
+      for (int m = 0; m < MR; ++m) acc[m] += wv * X[m * K + k];
+    }
+    for (int m = 0; m < MR; ++m) Y[m * N + n] = acc[m];
+  }
+}
+
+// Same for a transposed [K,N] weight: columns [n0, n1) accumulated over k.
+template <class Tag, int MR>
+void gemv_kn(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int64_t n0,
+             int64_t n1, float* Y) {
+  constexpr int64_t kTile = 64;
+  for (int64_t t0 = n0; t0 < n1; t0 += kTile) {
+    int64_t t1 = std::min(n1, t0 + kTile);
+    int64_t n = t0;
+#if defined(__AVX512F__)
+    if (t1 - t0 == kTile) {
+      __m512 acc[MR][4];
+      for (int m = 0; m < MR; ++m)
+        for (int j = 0; j < 4; ++j) acc[m][j] = _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; ++k) {
+        const typename Tag::T* w = W + k * N + t0;
+        __m512 wv[4];
+        for (int j = 0; j < 4; ++j) wv[j] = load16<Tag>(w + 16 * j);
+        for (int m = 0; m < MR; ++m) {
+          __m512 xv = _mm512_set1_ps(X[m * K + k]);
+          for (int j = 0; j < 4; ++j) acc[m][j] = _mm512_fmadd_ps(wv[j], xv, acc[m][j]);
+        }
+      }
+      for (int m = 0; m < MR; ++m)
+        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(Y + m * N + t0 + 16 * j, acc[m][j]);
+      continue;
+    }
+#endif
+    for (; n < t1; ++n) {
+      float acc[MR] = {};
+      for (int64_t k = 0; k < K; ++k) {
+        float wv = load1<Tag>(W + k * N + n);
+        for (int m = 0; m < MR; ++m) acc[m] += wv * X[m * K + k];
+      }
+      for (int m = 0; m < MR; ++m) Y[m * N + n] = acc[m];
+    }
+  }
+}
+
+template <class Tag, int MR>
+void gemv_float(const float* X, const LinearWeight& W, float* Y) {
+  const auto* w = static_cast<const typename Tag::T*>(W.data);
+  int nt = cpu::threads();
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t b, e;
+    cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 64, &b, &e);
+    if (W.transposed) gemv_kn<Tag, MR>(X, w, W.K, W.N, b, e, Y);
+    else gemv_nk<Tag, MR>(X, w, W.K, W.N, b, e, Y);
+  }
+}
+
+template <class Tag>
+void gemv_dispatch(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  switch (M) {
+    case 1: gemv_float<Tag, 1>(X, W, Y); break;
+    case 2: gemv_float<Tag, 2>(X, W, Y); break;
+    case 3: gemv_float<Tag, 3>(X, W, Y); break;
+    default: gemv_float<Tag, 4>(X, W, Y); break;
+  }
+}
+
+// Converts count elements of T to fp32.
+template <class Tag>
+void convert_span(const typename Tag::T* src, int64_t count, float* dst) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= count; i += 16) _mm512_storeu_ps(dst + i, load16<Tag>(src + i));
+#endif
+  for (; i < count; ++i) dst[i] = load1<Tag>(src + i);
+}
+
+// Half-precision weight, M large: convert panels of W to fp32, then sgemm.
+template <class Tag>
+void gemm_half(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  const auto* w = static_cast<const typename Tag::T*>(W.data);
+  const int64_t K = W.K, N = W.N;
+  const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * K) / 16 * 16));
+  Buffer<float> panel(np * K);
+  for (int64_t n0 = 0; n0 < N; n0 += np) {
+    int64_t nn = std::min(np, N - n0);
+    if (!W.transposed) {
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < nn; ++r) convert_span<Tag>(w + (n0 + r) * K, K, panel.data() + r * K);
+      gemm_f32(M, nn, K, X, K, panel.data(), K, true, Y + n0, N);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int64_t k = 0; k < K; ++k) convert_span<Tag>(w + k * N + n0, nn, panel.data() + k * nn);
+      gemm_f32(M, nn, K, X, K, panel.data(), nn, false, Y + n0, N);
+    }
+  }
+}
+
+void add_bias(const float* bias, int64_t M, int64_t N, float* Y) {
+  if (!bias) return;
+#pragma omp parallel for schedule(static) if (M * N > 65536)
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) Y[m * N + n] += bias[n];
+}
+
+}  // namespace
+
+void linear(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  if (M <= 0 || W.N <= 0) return;
+  if (W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8) {
+    linear_q(X, M, W, Y);
+    return;
+  }
+  if (M <= kGemvRows) {
+    switch (W.kind) {
+      case WeightKind::F32: gemv_dispatch<F32T>(X, M, W, Y); break;
+      case WeightKind::F16: gemv_dispatch<F16T>(X, M, W, Y); break;
+      default: gemv_dispatch<BF16T>(X, M, W, Y); break;
+    }
+  } else if (W.kind == WeightKind::F32) {
+    const auto* w = static_cast<const float*>(W.data);
+    gemm_f32(M, W.N, W.K, X, W.K, w, W.transposed ? W.N : W.K, !W.transposed, Y, W.N);
+  } else if (W.kind == WeightKind::F16) {
+    gemm_half<F16T>(X, M, W, Y);
+  } else {
+    gemm_half<BF16T>(X, M, W, Y);
+  }
+  add_bias(W.bias, M, W.N, Y);
+}
+
+}  // namespace qvl

@@ -1,0 +1,192 @@
+// Quantized linear (MatMulNBits, bits 4 or 8) with fp32 activations.
+//   * M <= 4 (decode): fused GEMV, threaded over N. Each weight block is read
+//     once, unpacked in registers and FMA'd with the activation chunk; the zero
+//     point is folded out:  Σ_k (q−zp)·s·x = s·(Σ q·x − zp·Σ x), Σ x per block
+//     precomputed once per activation row.
+//   * larger M (prefill): panels of W are dequantized to fp32 (L2-sized) and
+//     multiplied with gemm_f32.
+// Activations are copied zero-padded to Kp = kb·block so padded weight tails
+// contribute nothing.
+#include <cstring>
+
+#include "kernels/base.h"
+#include "kernels/cpu.h"
+#include "kernels/linear.h"
+#include "kernels/quant.h"
+
+namespace qvl {
+
+namespace {
+
+// Activation rows padded to Kp plus per-block sums: xs[m*kb + b] = Σ x[m, b·bs ..].
+struct PaddedX {
+  Buffer<float> x, xs;
+  int64_t Kp = 0, kb = 0;
+};
+
+void pad_activations(const float* X, int64_t M, const LinearWeight& W, PaddedX* p) {
+  p->kb = W.k_blocks();
+  p->Kp = p->kb * W.block_size;
+  p->x.resize(M * p->Kp);
+  p->xs.resize(M * p->kb);
+  for (int64_t m = 0; m < M; ++m) {
+    float* xr = p->x.data() + m * p->Kp;
+    std::memcpy(xr, X + m * W.K, W.K * sizeof(float));
+    std::memset(xr + W.K, 0, (p->Kp - W.K) * sizeof(float));
+    for (int64_t b = 0; b < p->kb; ++b) {
+      float s = 0;
+      for (int j = 0; j < W.block_size; ++j) s += xr[b * W.block_size + j];
+      p->xs[m * p->kb + b] = s;
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// 16 consecutive 4-bit values (8 bytes) as fp32.
+inline __m512 q4x16(const uint8_t* p) {
+  __m128i v = _mm_loadl_epi64((const __m128i*)p);
+  __m128i mask = _mm_set1_epi8(0x0f);
+  __m128i lo = _mm_and_si128(v, mask), hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+}
+// 32 consecutive 4-bit values (16 bytes) as two fp32 vectors.
+inline void q4x32(const uint8_t* p, __m512* a, __m512* b) {
+  __m128i v = _mm_loadu_si128((const __m128i*)p);
+  __m128i mask = _mm_set1_epi8(0x0f);
+  __m128i lo = _mm_and_si128(v, mask), hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+  *a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+  *b = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)));
+}
+inline __m512 q8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+#endif
+
+// Σ_j q[j]·x[j] over one block for MR activation rows (x rows Kp apart).
+template <int MR>
+inline void block_dot(const uint8_t* q, int bits, int bs, const float* x, int64_t Kp,
+                      float* dot) {
+  int j = 0;
+#if defined(__AVX512F__)
+  __m512 acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
+  if (bits == 4) {
+    for (; j + 32 <= bs; j += 32) {
+      __m512 a, b;
+      q4x32(q + j / 2, &a, &b);
+      for (int m = 0; m < MR; ++m) {
+        acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
+        acc[m] = _mm512_fmadd_ps(b, _mm512_loadu_ps(x + m * Kp + j + 16), acc[m]);
+      }
+    }
+    for (; j + 16 <= bs; j += 16) {
+      __m512 a = q4x16(q + j / 2);
+      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
+    }
+  } else {
+    for (; j + 16 <= bs; j += 16) {
+      __m512 a = q8x16(q + j);
+      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
+    }
+  }
+  for (int m = 0; m < MR; ++m) dot[m] = _mm512_reduce_add_ps(acc[m]);
+#else
+  for (int m = 0; m < MR; ++m) dot[m] = 0.f;
+#endif
+  for (; j < bs; ++j) {
+    int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
+    for (int m = 0; m < MR; ++m) dot[m] += (float)v * x[m * Kp + j];
+  }
+}
+
+template <int MR>
+void gemv_q_rows(const PaddedX& px, const LinearWeight& W, int64_t n0, int64_t n1, float* Y) {
+  const int bs = W.block_size, bits = W.bits;
+  const int64_t kb = px.kb, blob = quant::blob_bytes(W);
+  const auto* B = static_cast<const uint8_t*>(W.data);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* row = B + n * kb * blob;
+    float acc[MR] = {};
+    for (int64_t b = 0; b < kb; ++b) {
+      float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
+      float zp = (float)quant::zero_point(W, n, b);
+      float dot[MR];
+      block_dot<MR>(row + b * blob, bits, bs, px.x.data() + b * bs, px.Kp, dot);
+      for (int m = 0; m < MR; ++m) acc[m] += s * (dot[m] - zp * px.xs[m * kb + b]);
+    }
+    for (int m = 0; m < MR; ++m) Y[m * W.N + n] = acc[m] + (W.bias ? W.bias[n] : 0.f);
+  }
+}
+
+template <int MR>
+void gemv_q(const PaddedX& px, const LinearWeight& W, float* Y) {
+#pragma omp parallel
+  {
+    int64_t b, e;
+    cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
+    gemv_q_rows<MR>(px, W, b, e, Y);
+  }
+}
+
+// Dequantizes row n into out[0..Kp) (fp32).
+void dequant_row_q(const LinearWeight& W, int64_t n, float* out) {
+  const int bs = W.block_size, bits = W.bits;
+  const int64_t kb = W.k_blocks(), blob = quant::blob_bytes(W);
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * kb * blob;
+  for (int64_t b = 0; b < kb; ++b) {
+    float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
+    float zp = (float)quant::zero_point(W, n, b);
+    const uint8_t* q = row + b * blob;
+    float* o = out + b * bs;
+    int j = 0;
+#if defined(__AVX512F__)
+    __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
+    for (; j + 16 <= bs; j += 16) {
+      __m512 v = bits == 4 ? q4x16(q + j / 2) : q8x16(q + j);
+      _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
+    }
+#endif
+    for (; j < bs; ++j) {
+      int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
+      o[j] = ((float)v - zp) * s;
+    }
+  }
+}
+
+// Prefill: dequantize ~2 MB panels of W and multiply with OpenBLAS.
+void gemm_q_panels(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  const int64_t K = W.K, N = W.N, Kp = W.k_blocks() * W.block_size;
+  const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * Kp) / 16 * 16));
+  Buffer<float> panel(np * Kp);
+  for (int64_t n0 = 0; n0 < N; n0 += np) {
+    int64_t nn = std::min(np, N - n0);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < nn; ++r) dequant_row_q(W, n0 + r, panel.data() + r * Kp);
+    gemm_f32(M, nn, K, X, K, panel.data(), Kp, true, Y + n0, N);
+  }
+  if (W.bias) {
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) Y[m * N + n] += W.bias[n];
+  }
+}
+
+}  // namespace
+
+void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  QVL_ASSERT((W.bits == 4 || W.bits == 8) && W.block_size > 0);
+  if (M > 4) {
+    gemm_q_panels(X, M, W, Y);
+    return;
+  }
+  PaddedX px;
+  pad_activations(X, M, W, &px);
+  switch (M) {
+    case 1: gemv_q<1>(px, W, Y); break;
+    case 2: gemv_q<2>(px, W, Y); break;
+    case 3: gemv_q<3>(px, W, Y); break;
+    default: gemv_q<4>(px, W, Y); break;
+  }
+}
+
+}  // namespace qvl

@@ -1,0 +1,65 @@
+// attention_causal / attention_segments vs their double-precision references.
+// Tolerance: a score s = scale·q·k is off by ≤ (D+2)·ε·scale·Σ|q||k|; softmax
+// turns an absolute score error δ into relative weight error ≤ 2δ (+ exp ~2 ulp
+// + L·ε from the normalizing sum); the output is a convex combination of V, so
+// |err| ≤ max|v|·(2δ + (L+8)·ε) + (L+4)·ε·max|v|.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "test_util.h"
+
+namespace qvl {
+namespace {
+
+constexpr double kEps = 1.0 / (1 << 24);
+
+double tolerance(int D, int64_t L, float scale, double qmax, double kmax, double vmax) {
+  double delta = (D + 2) * kEps * scale * D * qmax * kmax;
+  return vmax * (2 * delta + 2 * (L + 8) * kEps);
+}
+
+TEST(KernelsAttention, CausalGqaDecodeAndPrefill) {
+  const int D = 64;
+  for (int group : {1, 2, 4})
+    for (int Hkv : {1, 2})
+      for (int64_t past : {0, 5, 300})
+        for (int64_t S : {1, 7}) {
+          const int Hq = Hkv * group;
+          const int64_t ctx = past + S + 3;  // spare cache slots must be ignored
+          const int64_t qs = Hq * D + 8, os = Hq * D + 4;
+          auto q = test::random_floats(S * qs, group + past + S, -2.f, 2.f);
+          auto k = test::random_floats(Hkv * ctx * D, 2, -2.f, 2.f);
+          auto v = test::random_floats(Hkv * ctx * D, 3);
+          std::vector<float> got(S * os, 0.f), want(S * os, 0.f);
+          float scale = 1.f / std::sqrt((float)D);
+          attention_causal(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale,
+                           got.data(), os);
+          attention_causal_ref(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale,
+                               want.data(), os);
+          EXPECT_TRUE(test::AllClose(got, want, tolerance(D, past + S, scale, 2, 2, 1)))
+              << "Hq=" << Hq << " Hkv=" << Hkv << " past=" << past << " S=" << S;
+        }
+}
+
+TEST(KernelsAttention, SegmentsBidirectional) {
+  const int H = 3;
+  for (int D : {16, 72, 80}) {
+    std::vector<int64_t> cu = {0, 1, 50, 64, 200};
+    const int64_t N = cu.back();
+    const int64_t stride = 3 * H * D;  // packed qkv rows
+    auto qkv = test::random_floats(N * stride, D, -1.5f, 1.5f);
+    std::vector<float> got(N * H * D), want(N * H * D);
+    float scale = 1.f / std::sqrt((float)D);
+    attention_segments(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D,
+                       cu.data(), 4, scale, got.data());
+    attention_segments_ref(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D,
+                           cu.data(), 4, scale, want.data());
+    EXPECT_TRUE(test::AllClose(got, want, tolerance(D, 136, scale, 1.5, 1.5, 1.5))) << "D=" << D;
+  }
+}
+
+}  // namespace
+}  // namespace qvl

@@ -1,0 +1,248 @@
+// linear(): every weight kind and M regime against linear_ref, plus the fused
+// Q4/Q8 kernels against "dequantize_row, then fp32 GEMM".
+// Tolerance (stated once): fp32 summation of K products in any order is off by
+// at most ≈ K·ε·Σ_k|x_k·w_k| (ε = 2⁻²⁴·2 for fp32 rounding of products and
+// sums). For quantized weights the fast path computes s·(Σq·x − zp·Σx), so the
+// magnitude term is Σ_k s·(|q|+|zp|)·|x|. tol = (K+8)·2ε·max over outputs of
+// that magnitude; the worst element is reported on failure.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/linear.h"
+#include "test_util.h"
+
+namespace qvl {
+namespace {
+
+constexpr double kEps = 1.0 / (1 << 24);
+
+// A random MatMulNBits weight with owned storage.
+struct QWeight {
+  std::vector<uint8_t> B, zp;
+  std::vector<float> s32;
+  std::vector<uint16_t> s16;
+  std::vector<float> bias;
+  LinearWeight W;
+};
+
+QWeight make_q(int bits, int64_t N, int64_t K, int bs, bool with_zp, DType sdt, bool bias,
+               uint64_t seed) {
+  QWeight q;
+  std::mt19937_64 rng(seed);
+  int64_t kb = (K + bs - 1) / bs, blob = bs * bits / 8;
+  q.B.resize(N * kb * blob);
+  for (auto& b : q.B) b = (uint8_t)rng();
+  std::uniform_real_distribution<float> sd(-0.05f, 0.05f);
+  q.s32.resize(N * kb);
+  q.s16.resize(N * kb);
+  for (int64_t i = 0; i < N * kb; ++i) {
+    float s = sd(rng);
+    if (sdt == DType::F16) {
+      q.s16[i] = f32_to_f16(s);
+      s = f16_to_f32(q.s16[i]);
+    } else if (sdt == DType::BF16) {
+      q.s16[i] = f32_to_bf16(s);
+    }
+    q.s32[i] = s;
+  }
+  if (with_zp) {
+    q.zp.resize(N * ((kb * bits + 7) / 8));
+    for (auto& z : q.zp) z = (uint8_t)rng();
+  }
+  if (bias) q.bias = test::random_floats(N, seed + 1);
+  LinearWeight& W = q.W;
+  W.kind = bits == 4 ? WeightKind::Q4 : WeightKind::Q8;
+  W.N = N;
+  W.K = K;
+  W.bits = bits;
+  W.block_size = bs;
+  W.data = q.B.data();
+  W.scales = sdt == DType::F32 ? (const void*)q.s32.data() : (const void*)q.s16.data();
+  W.scale_dtype = sdt;
+  W.zero_points = with_zp ? q.zp.data() : nullptr;
+  W.bias = bias ? q.bias.data() : nullptr;
+  return q;
+}
+
+// |scale|·(|q| + |zp|) of element (n, k) of a quantized weight (read directly
+// from the MatMulNBits layout; independent of the kernels' accessors).
+double qmag(const LinearWeight& W, int64_t n, int64_t k) {
+  const int64_t kb = W.k_blocks(), b = k / W.block_size, blob = W.block_size * W.bits / 8;
+  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * kb * blob;
+  int q = W.bits == 8 ? row[k] : (row[k / 2] >> (4 * (k % 2))) & 15;
+  int z = 1 << (W.bits - 1);
+  if (W.zero_points) {
+    const uint8_t* zr = W.zero_points + n * ((kb * W.bits + 7) / 8);
+    z = W.bits == 8 ? zr[b] : (zr[b / 2] >> (4 * (b % 2))) & 15;
+  }
+  double s;
+  if (W.scale_dtype == DType::F32) s = static_cast<const float*>(W.scales)[n * kb + b];
+  else if (W.scale_dtype == DType::F16) s = f16_to_f32(static_cast<const uint16_t*>(W.scales)[n * kb + b]);
+  else s = bf16_to_f32(static_cast<const uint16_t*>(W.scales)[n * kb + b]);
+  return std::fabs(s) * (q + z);
+}
+
+// max over (m, n) of Σ_k |x|·(|w| or |s|·(|q|+|zp|)), the rounding-error scale.
+double magnitude(const std::vector<float>& X, int64_t M, const LinearWeight& W) {
+  std::vector<float> w(W.K);
+  double mx = 0;
+  bool q = W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8;
+  for (int64_t n = 0; n < W.N; ++n) {
+    dequantize_row(W, n, w.data());
+    for (int64_t m = 0; m < M; ++m) {
+      double s = W.bias ? std::fabs(W.bias[n]) : 0.0;
+      for (int64_t k = 0; k < W.K; ++k)
+        s += (q ? qmag(W, n, k) : std::fabs(w[k])) * std::fabs(X[m * W.K + k]);
+      mx = std::max(mx, s);
+    }
+  }
+  return mx;
+}
+
+void check_linear(const LinearWeight& W, int64_t M, uint64_t seed, const char* what) {
+  std::vector<float> X = test::random_floats(M * W.K, seed);
+  std::vector<float> got(M * W.N, NAN), want(M * W.N);
+  linear(X.data(), M, W, got.data());
+  linear_ref(X.data(), M, W, want.data());
+  double tol = (W.K + 8) * 2 * kEps * magnitude(X, M, W);
+  EXPECT_TRUE(test::AllClose(got, want, tol)) << what << " M=" << M << " N=" << W.N << " K=" << W.K;
+}
+
+TEST(KernelsLinear, Q4AllBlockSizesZeroPointsScales) {
+  for (int bs : {16, 32, 64, 128, 256})
+    for (bool zp : {false, true})
+      for (DType sdt : {DType::F32, DType::F16, DType::BF16})
+        for (int64_t M : {1, 3, 17, 64}) {
+          int64_t K = bs * 3 + bs / 2 + 3;  // not a multiple of the block: padded
+          QWeight q = make_q(4, 37, K, bs, zp, sdt, M == 3, 100 + bs + M);
+          check_linear(q.W, M, 7 + M, (std::string("Q4 bs=") + std::to_string(bs) +
+                                       (zp ? " zp" : " sym") + " " + dtype_name(sdt)).c_str());
+        }
+}
+
+TEST(KernelsLinear, Q8AllBlockSizes) {
+  for (int bs : {16, 32, 128, 256})
+    for (bool zp : {false, true})
+      for (int64_t M : {1, 2, 4, 17, 64}) {
+        QWeight q = make_q(8, 29, 2 * bs + 5, bs, zp, M == 2 ? DType::F16 : DType::F32, M == 4, 300 + bs + M);
+        check_linear(q.W, M, 11 + M, "Q8");
+      }
+}
+
+TEST(KernelsLinear, Q4ExactMultipleLargeN) {
+  QWeight q = make_q(4, 515, 2048, 128, false, DType::F32, false, 5);
+  for (int64_t M : {1, 4, 64}) check_linear(q.W, M, 21, "Q4 K=2048");
+}
+
+// Fused quantized linear == dequantize every row, then a plain fp32 GEMM.
+TEST(KernelsLinear, Q4MatchesDequantizeThenGemm) {
+  for (int64_t M : {1, 3, 17, 64}) {
+    QWeight q = make_q(4, 70, 300, 32, true, DType::F16, false, 77 + M);
+    const LinearWeight& W = q.W;
+    std::vector<float> Wf(W.N * W.K), X = test::random_floats(M * W.K, 9);
+    for (int64_t n = 0; n < W.N; ++n) dequantize_row(W, n, Wf.data() + n * W.K);
+    std::vector<float> got(M * W.N), want(M * W.N);
+    linear(X.data(), M, W, got.data());
+    gemm_f32(M, W.N, W.K, X.data(), W.K, Wf.data(), W.K, true, want.data(), W.N);
+    double tol = (W.K + 8) * 4 * kEps * magnitude(X, M, W);
+    EXPECT_TRUE(test::AllClose(got, want, tol)) << "M=" << M;
+  }
+}
+
+// dequantize_row reproduces the MatMulNBits formula on a hand-made block.
+TEST(KernelsLinear, DequantizeRowFormula) {
+  // K = 20, block 16 → kb = 2, blob 8 bytes; row bytes 0x21 = (1, 2), zp packed (3, 5).
+  std::vector<uint8_t> B(16, 0x21), zp = {0x53};
+  std::vector<float> s = {0.5f, -2.f};
+  LinearWeight W;
+  W.kind = WeightKind::Q4;
+  W.N = 1;
+  W.K = 20;
+  W.bits = 4;
+  W.block_size = 16;
+  W.data = B.data();
+  W.scales = s.data();
+  W.zero_points = zp.data();
+  std::vector<float> out(20);
+  dequantize_row(W, 0, out.data());
+  EXPECT_FLOAT_EQ(out[0], (1 - 3) * 0.5f);
+  EXPECT_FLOAT_EQ(out[1], (2 - 3) * 0.5f);
+  EXPECT_FLOAT_EQ(out[16], (1 - 5) * -2.f);
+  EXPECT_FLOAT_EQ(out[19], (2 - 5) * -2.f);
+  W.zero_points = nullptr;  // default 8
+  dequantize_row(W, 0, out.data());
+  EXPECT_FLOAT_EQ(out[17], (2 - 8) * -2.f);
+  EXPECT_EQ(W.bytes(), 16 + 2 * 4);
+}
+
+struct FWeight {
+  std::vector<float> f32;
+  std::vector<uint16_t> h;
+  std::vector<float> bias;
+  LinearWeight W;
+};
+
+FWeight make_f(WeightKind kind, int64_t N, int64_t K, bool transposed, bool bias, uint64_t seed) {
+  FWeight f;
+  f.f32 = test::random_floats(N * K, seed);
+  if (kind == WeightKind::F16 || kind == WeightKind::BF16) {
+    f.h.resize(N * K);
+    for (int64_t i = 0; i < N * K; ++i)
+      f.h[i] = kind == WeightKind::F16 ? f32_to_f16(f.f32[i]) : f32_to_bf16(f.f32[i]);
+  }
+  if (bias) f.bias = test::random_floats(N, seed + 3);
+  f.W.kind = kind;
+  f.W.N = N;
+  f.W.K = K;
+  f.W.transposed = transposed;
+  f.W.data = kind == WeightKind::F32 ? (const void*)f.f32.data() : (const void*)f.h.data();
+  f.W.bias = bias ? f.bias.data() : nullptr;
+  return f;
+}
+
+TEST(KernelsLinear, FloatKindsBothLayouts) {
+  for (WeightKind kind : {WeightKind::F32, WeightKind::F16, WeightKind::BF16})
+    for (bool tr : {false, true})
+      for (int64_t M : {1, 2, 3, 4, 17, 64})
+        for (int64_t N : {53, 131}) {
+          FWeight f = make_f(kind, N, 77, tr, M == 17, 40 + M + N);
+          check_linear(f.W, M, 3 + M, tr ? "float [K,N]" : "float [N,K]");
+        }
+}
+
+TEST(KernelsLinear, GemmF32BetaAndTranspose) {
+  const int64_t M = 13, N = 29, K = 31;
+  auto A = test::random_floats(M * K, 1), B = test::random_floats(K * N, 2);
+  auto C = test::random_floats(M * N, 3);
+  std::vector<float> want(M * N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = C[m * N + n];
+      for (int64_t k = 0; k < K; ++k) s += (double)A[m * K + k] * B[k * N + n];
+      want[m * N + n] = (float)s;
+    }
+  gemm_f32(M, N, K, A.data(), K, B.data(), N, false, C.data(), N, 1.f);
+  EXPECT_TRUE(test::AllClose(C, want, (K + 8) * 2 * kEps * (K + 1)));
+  // transB: B stored [N, K].
+  std::vector<float> Bt(N * K), C2(M * N);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) Bt[n * K + k] = B[k * N + n];
+  auto C0 = test::random_floats(M * N, 3);
+  gemm_f32(M, N, K, A.data(), K, Bt.data(), K, true, C2.data(), N, 0.f);
+  for (int64_t i = 0; i < M * N; ++i) C2[i] += C0[i];
+  EXPECT_TRUE(test::AllClose(C2, want, (K + 8) * 2 * kEps * (K + 1)));
+}
+
+TEST(KernelsLinear, BytesCountsScalesAndZeroPoints) {
+  QWeight q = make_q(4, 10, 100, 32, true, DType::F16, false, 1);
+  // kb = 4: data 10·4·16, scales 10·4·2, zero points 10·ceil(4·4/8)=10·2.
+  EXPECT_EQ(q.W.bytes(), 640 + 80 + 20);
+  FWeight f = make_f(WeightKind::BF16, 10, 7, true, false, 1);
+  EXPECT_EQ(f.W.bytes(), 140);
+}
+
+}  // namespace
+}  // namespace qvl
