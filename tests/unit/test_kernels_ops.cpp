@@ -81,7 +81,9 @@ TEST(KernelsOps, Softmax) {
       softmax_ref(y.data(), rows, n);
       // Each p = e^{x−max}/Σ: exp ~2 ulp, sum over n terms ≤ n·ε relative.
       EXPECT_TRUE(test::AllClose(x, y, (n + 8) * kEps)) << "softmax n=" << n;
-      if (n > 1) EXPECT_EQ(x[0], 0.f);
+      if (n > 1) {
+        EXPECT_EQ(x[0], 0.f);
+      }
     }
 }
 
