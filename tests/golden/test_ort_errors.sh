@@ -34,6 +34,13 @@ expect_error "--threads" \
   "$ROOT/tools/ort-run" "$GOLDEN/onnx-torch/vision_02_image.onnx" "$WORK/empty" "$WORK/out" --threads x
 printf 'not an onnx file' >"$WORK/bad.onnx"
 expect_error "bad.onnx" "$ROOT/tools/ort-run" "$WORK/bad.onnx" "$WORK/empty" "$WORK/out"
+expect_error "empty/config.json: not found" "$ROOT/tools/ort-generate" "$WORK/empty" -p hi --json
+expect_error "nothere.png: image file not found" \
+  "$ROOT/tools/ort-generate" "$GOLDEN" --image "$WORK/nothere.png" -p hi --json
+expect_error "torch-export layout" "$ROOT/tools/ort-generate" "$GOLDEN/onnx-torch" -p hi --json
+printf '[{"role": "bot", "content": "x"}]' >"$WORK/msgs.json"
+expect_error "msgs.json: messages[0]: role" "$ROOT/tools/ort-generate" "$GOLDEN" --messages "$WORK/msgs.json" --json
+expect_error "-n: expected a positive integer" "$ROOT/tools/ort-generate" "$GOLDEN" -p hi -n 0 --json
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
