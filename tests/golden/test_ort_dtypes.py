@@ -4,6 +4,8 @@
 #     int64, int32, int8, uint8 and bool inputs through Identity (and float16 through a
 #     Cast to float32, int32 through Add): ort-run must write the same values, dtypes and
 #     shapes (incl. a 0-d scalar and a zero-length tensor); a dtype mismatch is one error line.
+#     The same graph saved with external data: --outputs returns an intermediate value and
+#     leaves no temporary model copy next to the model.
 #  2. toHalf/fromHalf of tools/ort/model.js (used for float16 graphs) equal numpy's
 #     float32<->float16 conversion bit for bit: all 65536 half patterns and 20000 floats
 #     (random, ties, subnormals, overflow).
@@ -14,7 +16,7 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -47,13 +49,18 @@ def build_model(path):
         outputs.append(helper.make_tensor_value_info(f"out/{name}", ty, list(arr.shape)))
     nodes.append(helper.make_node("Cast", ["f16"], ["f16:as_f32"], to=TensorProto.FLOAT))
     outputs.append(helper.make_tensor_value_info("f16:as_f32", TensorProto.FLOAT, [4]))
-    one = helper.make_tensor("one", TensorProto.INT32, [], [1])
-    nodes.append(helper.make_node("Add", ["i32", "one"], ["i32_plus_1"]))
+    one = numpy_helper.from_array(np.array(1, dtype=np.int32), "one")
+    nodes.append(helper.make_node("Add", ["i32", "one"], ["i32_sum"]))
+    nodes.append(helper.make_node("Identity", ["i32_sum"], ["i32_plus_1"]))
     outputs.append(helper.make_tensor_value_info("i32_plus_1", TensorProto.INT32, []))
     graph = helper.make_graph(nodes, "dtypes", inputs, outputs, initializer=[one])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, path)
+    ext = os.path.join(os.path.dirname(path), "ext")
+    os.makedirs(ext, exist_ok=True)
+    onnx.save_model(model, os.path.join(ext, "dtypes_ext.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="dtypes_ext.onnx.data", size_threshold=0)
 
 
 def check_roundtrip(work):
@@ -75,6 +82,19 @@ def check_roundtrip(work):
         fail(f"f16 cast: {cast}")
     if np.load(os.path.join(out_dir, "i32_plus_1.npy")) != -6:
         fail("i32 + 1 != -6")
+    ext = os.path.join(work, "ext")
+    ext_out = os.path.join(work, "out_ext")
+    r = subprocess.run([ORT_RUN, os.path.join(ext, "dtypes_ext.onnx"), in_dir, ext_out, "--outputs", "i32_sum"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"ort-run --outputs on external data exited {r.returncode}: {r.stderr.strip()}")
+    if np.load(os.path.join(ext_out, "i32_sum.npy")) != -6:
+        fail("--outputs i32_sum (external data) != -6")
+    left = sorted(os.listdir(ext))
+    if left != ["dtypes_ext.onnx", "dtypes_ext.onnx.data"]:
+        fail(f"ort-run --outputs left files next to the model: {left}")
+    if any(".ortrun" in f for f in os.listdir(ext_out)):
+        fail(f"ort-run --outputs left a model copy in OUT_DIR: {os.listdir(ext_out)}")
     np.save(os.path.join(in_dir, "i32.npy"), np.array(-7, dtype=np.int64))
     r = subprocess.run([ORT_RUN, model, in_dir, out_dir], capture_output=True, text=True)
     if r.returncode != 1 or len(r.stderr.strip().splitlines()) != 1 or "i32.npy: dtype int64" not in r.stderr:
