@@ -4,4 +4,5 @@
 
 namespace qvl::cli {
 int cmd_inspect(int argc, char** argv);
+int cmd_compare(int argc, char** argv);
 }  // namespace qvl::cli

@@ -19,6 +19,7 @@ struct Command {
 // Commands register here (one line each).
 const Command kCommands[] = {
     {"inspect", qvl::cli::cmd_inspect, "list graph I/O, ops and initializers of an .onnx file or model folder"},
+    {"compare", qvl::cli::cmd_compare, "compare qvl tensors with ONNX Runtime, golden HF files, or per kernel"},
 };
 
 void usage(FILE* f) {

@@ -11,6 +11,13 @@ std::string data_dir() { return QVL_TEST_DATA; }
 std::string golden_dir() { return std::string(QVL_TEST_DATA) + "/qwen3vl-a"; }
 std::string source_dir() { return QVL_SOURCE_DIR; }
 std::string binary_dir() { return QVL_BINARY_DIR; }
+std::string models_dir() {
+#ifdef QVL_MODELS_DIR
+  return QVL_MODELS_DIR;
+#else
+  return std::string(QVL_BINARY_DIR) + "/models";
+#endif
+}
 
 std::string scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;

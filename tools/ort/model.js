@@ -79,6 +79,8 @@ function asFloat32(t) {
 }
 
 class QwenVLFolder {
+  // this.trace: optional (graph, feeds, outputs) callback after every run (ort-generate --dump).
+
   // Opens a converted model folder: configs + embedding/text (+ vision if present) sessions.
   static async open(dir, threads) {
     const m = new QwenVLFolder();
@@ -134,6 +136,7 @@ class QwenVLFolder {
       }
     }
     const out = await S.run(sess, feeds, file);
+    if (this.trace) this.trace('vision', feeds, out);
     const ds = sess.outputNames.filter((n) => /^deepstack_\d+$/.test(n))
       .sort((a, b) => Number(a.split('_')[1]) - Number(b.split('_')[1]));
     return {
@@ -147,6 +150,7 @@ class QwenVLFolder {
   async embed(ids) {
     const t = S.tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, ids.length]);
     const out = await S.run(this.embedding, { input_ids: t }, path.join(this.dir, 'embedding.onnx'));
+    if (this.trace) this.trace('embedding', { input_ids: t }, out);
     return Float32Array.from(asFloat32(out[this.embedding.outputNames[0]]));
   }
 
@@ -184,6 +188,7 @@ class QwenVLFolder {
       feeds.deepstack_embeds = floatTensor(info.deepstack_embeds.type, ds, [nDs, 1, n, H]);
     }
     const out = await S.run(this.text, feeds, path.join(this.dir, 'text.onnx'));
+    if (this.trace) this.trace('text', feeds, out);
     const next = {};
     for (let i = 0; i < this.layers; i++) {
       next[`past_key_values.${i}.key`] = out[`present.${i}.key`];

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+# Bad-input and sharding checks of tools/qvl-convert, on checkpoints derived from
+# tests/data/qwen3vl-a inside WORK_DIR:
+#   - a 2-shard copy (model-0000N-of-00002.safetensors + index) converts to exactly the
+#     same weight bytes as the single-file checkpoint;
+#   - not a Qwen3-VL config, a missing shard, a tensor with a wrong shape, an unsupported
+#     tensor dtype, a missing config.json and a bad flag each exit 1 with ONE line on
+#     stderr that names the file/tensor/flag (checked by substring).
+# Usage: test_converter_errors.py WORK_DIR   (PYENV_VERSION=system python3)
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GOLDEN = os.path.join(ROOT, "tests", "data", "qwen3vl-a")
+CONVERT = os.path.join(ROOT, "tools", "qvl-convert")
+AUX = ["config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.json",
+       "preprocessor_config.json", "generation_config.json"]
+
+
+def fail(msg):
+    print(f"FAIL: {msg}")
+    sys.exit(1)
+
+
+def read_safetensors(path):
+    """name -> (dtype, shape, raw bytes), in file order."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    header.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
+
+
+def write_safetensors(path, tensors):
+    header, off = {}, 0
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + b"".join(t[2] for t in tensors.values()))
+
+
+def make_checkpoint(folder, tensors, shards=1, config=None):
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    for a in AUX:
+        shutil.copyfile(os.path.join(GOLDEN, a), os.path.join(folder, a))
+    if config is not None:
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f)
+    if shards == 1:
+        write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+        return
+    names, weight_map = list(tensors), {}
+    for s in range(shards):
+        part = names[s::shards]
+        fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        write_safetensors(os.path.join(folder, fname), {n: tensors[n] for n in part})
+        weight_map.update({n: fname for n in part})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": weight_map}, f)
+
+
+def convert(args):
+    env = {**os.environ, "PYENV_VERSION": "system"}
+    return subprocess.run([CONVERT, *args], capture_output=True, text=True, env=env)
+
+
+def expect_error(what, args, *needles):
+    r = convert(args)
+    lines = r.stderr.strip().splitlines()
+    if r.returncode != 1:
+        fail(f"{what}: exit code {r.returncode}, expected 1 (stderr: {r.stderr.strip()[:300]})")
+    if len(lines) != 1:
+        fail(f"{what}: {len(lines)} stderr lines, expected one: {r.stderr.strip()[:300]}")
+    for n in needles:
+        if n not in lines[0]:
+            fail(f"{what}: message lacks '{n}': {lines[0]}")
+    return lines[0]
+
+
+def main(argv):
+    if len(argv) != 1:
+        print("usage: test_converter_errors.py WORK_DIR")
+        return 2
+    work = argv[0]
+    os.makedirs(work, exist_ok=True)
+    tensors = read_safetensors(os.path.join(GOLDEN, "model.safetensors"))
+    cfg = json.load(open(os.path.join(GOLDEN, "config.json")))
+
+    # sharded == single file
+    make_checkpoint(os.path.join(work, "sharded"), tensors, shards=2)
+    for src, out in ((GOLDEN, "out_single"), (os.path.join(work, "sharded"), "out_sharded")):
+        r = convert([src, os.path.join(work, out)])
+        if r.returncode != 0:
+            fail(f"converting {src}: {r.stderr.strip()}")
+    for f in ("vision.onnx.data", "embedding.onnx.data", "text.onnx.data"):
+        a, b = (open(os.path.join(work, o, f), "rb").read() for o in ("out_single", "out_sharded"))
+        if a != b:
+            fail(f"{f}: sharded checkpoint gives different bytes than the single file")
+
+    msgs = []
+    bad = dict(cfg, model_type="llama", architectures=["LlamaForCausalLM"])
+    make_checkpoint(os.path.join(work, "not_qwen"), tensors, config=bad)
+    msgs.append(expect_error("not a checkpoint", [os.path.join(work, "not_qwen"), os.path.join(work, "o1")],
+                             "config.json", "not a Qwen3-VL checkpoint"))
+
+    os.remove(os.path.join(work, "sharded", "model-00002-of-00002.safetensors"))
+    msgs.append(expect_error("missing shard", [os.path.join(work, "sharded"), os.path.join(work, "o2")],
+                             "model-00002-of-00002.safetensors", "missing shard"))
+
+    name = "model.language_model.layers.1.self_attn.q_proj.weight"
+    wrong = dict(tensors)
+    dt, shape, raw = wrong[name]
+    wrong[name] = (dt, [shape[0] // 2, shape[1]], raw[:len(raw) // 2])
+    make_checkpoint(os.path.join(work, "wrong_shape"), wrong)
+    msgs.append(expect_error("wrong shape", [os.path.join(work, "wrong_shape"), os.path.join(work, "o3")],
+                             name, f"[{shape[0] // 2}, {shape[1]}]", f"expected [{shape[0]}, {shape[1]}]"))
+
+    name = "model.visual.blocks.0.attn.qkv.bias"
+    f64 = dict(tensors)
+    dt, shape, raw = f64[name]
+    f64[name] = ("F64", shape, raw * 4)
+    make_checkpoint(os.path.join(work, "f64"), f64)
+    msgs.append(expect_error("unsupported dtype", [os.path.join(work, "f64"), os.path.join(work, "o4")],
+                             name, "unsupported dtype F64"))
+
+    os.makedirs(os.path.join(work, "empty"), exist_ok=True)
+    msgs.append(expect_error("no config", [os.path.join(work, "empty"), os.path.join(work, "o5")], "config.json"))
+    msgs.append(expect_error("bad flag", [GOLDEN, os.path.join(work, "o6"), "--block-size", "48"], "block-size"))
+    msgs.append(expect_error("no output dir", [GOLDEN], "usage"))
+    print(f"PASS sharded == single file; {len(msgs)} bad inputs rejected with one line, e.g. '{msgs[2]}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

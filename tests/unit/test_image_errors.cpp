@@ -1,0 +1,179 @@
+// Bad image input must give one qvl::Error line naming the file, never a
+// crash or a silently garbage image: missing, empty, truncated, corrupt,
+// random bytes, text, unsupported containers, absurd headers.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "engine/image.h"
+#include "test_util.h"
+
+namespace qvl {
+namespace {
+
+std::string write_bytes(const std::string& dir, const std::string& name,
+                        const std::vector<uint8_t>& bytes) {
+  std::string path = dir + "/" + name;
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                              std::streamsize(bytes.size()));
+  return path;
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Decoding `path` throws qvl::Error whose message is one line, names the
+// file and contains `needle`.
+::testing::AssertionResult FailsWith(const std::string& path, const std::string& needle) {
+  try {
+    Image img = decode_image(path);
+    return ::testing::AssertionFailure()
+           << path << " decoded to " << img.width << "x" << img.height << " instead of failing";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::printf("  %s\n", msg.c_str());
+    if (msg.find('\n') != std::string::npos)
+      return ::testing::AssertionFailure() << "multi-line message: " << msg;
+    if (msg.find(path) == std::string::npos)
+      return ::testing::AssertionFailure() << "message does not name the file: " << msg;
+    if (msg.find(needle) == std::string::npos)
+      return ::testing::AssertionFailure() << "message lacks '" << needle << "': " << msg;
+    return ::testing::AssertionSuccess();
+  }
+}
+
+std::vector<uint8_t> encoded(const char* kind) {
+  std::vector<uint8_t> out;
+  auto sink = [](void* ctx, void* data, int size) {
+    auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+    v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  std::vector<uint8_t> px(64 * 48 * 3);
+  std::mt19937 rng(7);
+  for (auto& p : px) p = uint8_t(rng());
+  if (!std::strcmp(kind, "png")) stbi_write_png_to_func(sink, &out, 64, 48, 3, px.data(), 64 * 3);
+  if (!std::strcmp(kind, "jpg")) stbi_write_jpg_to_func(sink, &out, 64, 48, 3, px.data(), 90);
+  if (!std::strcmp(kind, "bmp")) stbi_write_bmp_to_func(sink, &out, 64, 48, 3, px.data());
+  return out;
+}
+
+class ImageErrors : public ::testing::Test {
+ protected:
+  std::string dir = test::scratch_dir("image_errors");
+};
+
+TEST_F(ImageErrors, MissingFileAndDirectory) {
+  EXPECT_TRUE(FailsWith(dir + "/no_such_file.png", "not found"));
+  EXPECT_TRUE(FailsWith(dir, "directory"));
+}
+
+TEST_F(ImageErrors, EmptyFile) {
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "empty.png", {}), "empty"));
+}
+
+TEST_F(ImageErrors, TruncatedPng) {
+  std::vector<uint8_t> png = encoded("png");
+  ASSERT_GT(png.size(), 200u);
+  for (size_t keep : {size_t(8), size_t(30), png.size() / 2, png.size() - 13}) {
+    std::vector<uint8_t> cut(png.begin(), png.begin() + keep);
+    EXPECT_TRUE(FailsWith(write_bytes(dir, "cut" + std::to_string(keep) + ".png", cut), "PNG"))
+        << keep << " of " << png.size() << " bytes";
+  }
+}
+
+TEST_F(ImageErrors, TruncatedJpeg) {
+  std::vector<uint8_t> jpg = encoded("jpg");
+  for (size_t keep : {size_t(3), size_t(100), jpg.size() / 2, jpg.size() - 2}) {
+    std::vector<uint8_t> cut(jpg.begin(), jpg.begin() + keep);
+    EXPECT_TRUE(FailsWith(write_bytes(dir, "cut" + std::to_string(keep) + ".jpg", cut), "JPEG"))
+        << keep << " of " << jpg.size() << " bytes";
+  }
+  // The progressive fixture, cut in its last scan.
+  std::vector<uint8_t> prog = read_bytes(test::data_dir() + "/images/progressive.jpg");
+  prog.resize(prog.size() - 40);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "prog_cut.jpg", prog), "truncated"));
+}
+
+TEST_F(ImageErrors, TruncatedBmp) {
+  std::vector<uint8_t> bmp = encoded("bmp");
+  bmp.resize(bmp.size() - 100);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "cut.bmp", bmp), "truncated BMP"));
+}
+
+TEST_F(ImageErrors, CorruptPngData) {
+  std::vector<uint8_t> png = encoded("png");
+  for (size_t i = 60; i < png.size() - 20; i += 7) png[i] ^= 0x5A;  // scramble IDAT
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "scrambled.png", png), "corrupt"));
+}
+
+TEST_F(ImageErrors, RandomGarbageAndText) {
+  std::mt19937 rng(42);
+  for (int k = 0; k < 20; ++k) {
+    std::vector<uint8_t> junk(1000 + k * 37);
+    for (auto& b : junk) b = uint8_t(rng());
+    EXPECT_TRUE(FailsWith(write_bytes(dir, "junk" + std::to_string(k) + ".png", junk), "image"));
+  }
+  std::string text = "This is not an image, just some text.\n";
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "notes.txt", {text.begin(), text.end()}), "unrecognized"));
+  // Random bytes named .tga reach stb's TGA reader (no signature): must not crash.
+  std::vector<uint8_t> junk(4000);
+  for (auto& b : junk) b = uint8_t(rng());
+  junk[1] = 0;
+  junk[2] = 2;  // plausible uncompressed true-colour header
+  try {
+    decode_image(write_bytes(dir, "junk.tga", junk));
+  } catch (const Error&) {
+  }
+}
+
+TEST_F(ImageErrors, UnsupportedContainers) {
+  std::string webp("RIFF\x24\0\0\0WEBPVP8 ", 16);
+  webp.resize(64, '\0');
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "a.webp", {webp.begin(), webp.end()}), "WebP"));
+  std::vector<uint8_t> tiff = {'I', 'I', 42, 0, 8, 0, 0, 0, 0, 0};
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "a.tif", tiff), "TIFF"));
+  std::string pbm = "P1\n2 2\n0 1 1 0\n";
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "a.pbm", {pbm.begin(), pbm.end()}), "not supported"));
+}
+
+TEST_F(ImageErrors, ZeroAndAbsurdHeaders) {
+  // PNG IHDR claiming width 0.
+  std::vector<uint8_t> png = encoded("png");
+  std::vector<uint8_t> zero = png;
+  zero[16] = zero[17] = zero[18] = zero[19] = 0;
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "zero_w.png", zero), "zero-size"));
+  // PNM with 0 width, and one 40000 pixels wide (over the side limit).
+  std::string p0 = "P6\n0 10\n255\n";
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "zero.ppm", {p0.begin(), p0.end()}), "image"));
+  std::string big = "P6\n40000 2\n255\n";
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "wide.ppm", {big.begin(), big.end()}), "too large"));
+  // BMP header claiming 30000x20000 (pixel cap) with no pixel data.
+  std::vector<uint8_t> bmp = encoded("bmp");
+  bmp.resize(54);
+  auto put32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bmp[at + i] = uint8_t(v >> (8 * i));
+  };
+  put32(18, 30000);
+  put32(22, 20000);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "huge.bmp", bmp), "pixels"));
+  // Aspect ratio above 200: a valid 402x2 PNG.
+  std::vector<uint8_t> px(402 * 2 * 3, 128);
+  ASSERT_TRUE(stbi_write_png((dir + "/thin.png").c_str(), 402, 2, 3, px.data(), 402 * 3));
+  EXPECT_TRUE(FailsWith(dir + "/thin.png", "aspect ratio"));
+}
+
+}  // namespace
+}  // namespace qvl
