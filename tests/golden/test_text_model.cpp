@@ -2,7 +2,7 @@
 //   * the torch.onnx.export decoder (tests/data/qwen3vl-a/onnx-torch/decoder_with_past.onnx:
 //     anonymous [K, N] weights found through their consumer nodes, tied lm_head also
 //     serving as the embedding), and
-//   * the qvl-convert fp32 folder (genai names, embedding.onnx), converted by this test,
+//   * the qvl-convert fp32 folder (genai names, embedding.onnx; CTest fixture qvl_models),
 // against Hugging Face's float32 reference tensors of every case: decoder layer outputs
 // (before / after the DeepStack add), the prefill KV cache, the final norm, the last
 // logits, then 24 greedy steps (ids and top-8 logits).
@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "loader/config.h"
@@ -45,17 +46,11 @@ std::string case_dir(const std::string& c) { return test::golden_dir() + "/cases
 std::vector<float> npyf(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f).to_f32(); }
 std::vector<int64_t> npyi(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f).to_i64(); }
 
-// Converts tests/data/qwen3vl-a once per process with tools/qvl-convert.
-std::string converted(const std::string& name, const std::string& flags) {
-  static std::map<std::string, std::string> done;
-  if (done.count(name)) return done[name];
-  std::string dir = test::scratch_dir("text_model_" + name);
-  std::string out;
-  int rc = test::run_command("PYENV_VERSION=system python3 " + test::source_dir() + "/tools/qvl-convert " +
-                                 test::golden_dir() + " " + dir + " " + flags,
-                             &out);
-  EXPECT_EQ(rc, 0) << out;
-  return done[name] = dir;
+// A folder the `qvl_models` CTest fixture converted with tools/qvl-convert.
+std::string converted(const std::string& variant) {
+  std::string dir = test::models_dir() + "/qwen3vl-a-" + variant;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/text.onnx")) << dir << " missing: run through ctest (fixture qvl_models)";
+  return dir;
 }
 
 // Worst |diff| per tensor family, printed once per case (the report quotes these).
@@ -159,7 +154,7 @@ class TextModelGolden : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(TextModelGolden, TorchExportLayout) { check_case(test::golden_dir() + "/onnx-torch", GetParam()); }
 
-TEST_P(TextModelGolden, ConvertedFp32Layout) { check_case(converted("fp32", "--dtype fp32"), GetParam()); }
+TEST_P(TextModelGolden, ConvertedFp32Layout) { check_case(converted("fp32"), GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Cases, TextModelGolden, ::testing::Values("01_text", "02_image", "03_resize"));
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "loader/config.h"
@@ -48,15 +49,10 @@ std::vector<Grid3> case_grids(const std::string& c) {
   return out;
 }
 
+// The fp32 folder the `qvl_models` CTest fixture converted with tools/qvl-convert.
 std::string converted_fp32() {
-  static std::string dir;
-  if (!dir.empty()) return dir;
-  dir = test::scratch_dir("vision_model_fp32");
-  std::string out;
-  int rc = test::run_command("PYENV_VERSION=system python3 " + test::source_dir() + "/tools/qvl-convert " +
-                                 test::golden_dir() + " " + dir + " --dtype fp32",
-                             &out);
-  EXPECT_EQ(rc, 0) << out;
+  std::string dir = test::models_dir() + "/qwen3vl-a-fp32";
+  EXPECT_TRUE(std::filesystem::exists(dir + "/vision.onnx")) << dir << " missing: run through ctest (fixture qvl_models)";
   return dir;
 }
 
