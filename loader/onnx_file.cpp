@@ -57,6 +57,30 @@ float Node::attr_float(const std::string& key, float dflt) const {
   return it == attrs.end() ? dflt : it->second.f;
 }
 
+std::vector<float> tensor_to_f32(const TensorView& t) {
+  const size_t n = static_cast<size_t>(t.numel());
+  std::vector<float> out(n);
+  const uint8_t* p = static_cast<const uint8_t*>(t.data);
+  for (size_t i = 0; i < n; ++i) {
+    switch (t.dtype) {
+      case DType::F32: std::memcpy(&out[i], p + 4 * i, 4); break;
+      case DType::F16: case DType::BF16: {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        break;
+      }
+      case DType::I8: out[i] = static_cast<float>(static_cast<int8_t>(p[i])); break;
+      case DType::U8: case DType::Bool: out[i] = static_cast<float>(p[i]); break;
+      case DType::I32: { int32_t v; std::memcpy(&v, p + 4 * i, 4); out[i] = static_cast<float>(v); break; }
+      case DType::I64: { int64_t v; std::memcpy(&v, p + 8 * i, 8); out[i] = static_cast<float>(v); break; }
+      default:
+        throw Error(strfmt("tensor '%s': cannot convert %s to float32", t.name.c_str(), dtype_name(t.dtype)));
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // A read-only private mapping of a whole file; unmapped on destruction.
@@ -132,7 +156,7 @@ struct OnnxFile::Impl {
   std::string shown;   // path as given by the user (for messages)
   fs::path dir;        // folder holding the .onnx (external data is relative to it)
   onnx::ModelProto model;
-  std::map<std::string, std::unique_ptr<Mapping>> data_files;  // key: location
+  std::map<std::string, std::unique_ptr<Mapping>> data_files;  // key: normalized location
   std::deque<std::vector<uint8_t>> owned;                       // converted typed fields
   std::deque<onnx::TensorProto> synthesized;                    // Constant value_float(s)/int(s)
 
@@ -150,7 +174,8 @@ struct OnnxFile::Impl {
 };
 
 const Mapping& OnnxFile::Impl::data_file(const std::string& tensor, const std::string& location) {
-  auto it = data_files.find(location);
+  const std::string key = fs::path(location).lexically_normal().string();  // "./a.bin" == "a.bin"
+  auto it = data_files.find(key);
   if (it != data_files.end()) return *it->second;
   if (!location_is_safe(location))
     fail(tensor, "external data location '" + location +
@@ -165,7 +190,7 @@ const Mapping& OnnxFile::Impl::data_file(const std::string& tensor, const std::s
   } catch (const Error& e) {
     fail(tensor, std::string("external data file ") + e.what());
   }
-  return *(data_files[location] = std::move(m));
+  return *(data_files[key] = std::move(m));
 }
 
 // Resolves an EXTERNAL tensor into the mapping of its data file.

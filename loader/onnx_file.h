@@ -57,6 +57,11 @@ struct ValueInfo {
   std::vector<std::string> dims;  // "2048", or a symbolic name, or "?"
 };
 
+// Converted copy of a small float tensor (norm weights, biases, scales):
+// F32/F16/BF16 → fp32 exactly; I8/U8/I32/I64/Bool → their values as float.
+// Throws qvl::Error naming the tensor for INT4/UINT4 or other types.
+std::vector<float> tensor_to_f32(const TensorView& t);
+
 class OnnxFile {
  public:
   // Parses `path`; maps every external data file it references. Throws

@@ -82,7 +82,8 @@ def check_dump(cdir, dump):
 
 def check_replay(model, dump):
     """ort-run replays the dumped text.onnx prefill (external data + --outputs): same last logits
-    row, the intermediate is returned, and no temporary model copy is left in MODEL_DIR."""
+    row and the intermediate is returned. (Cleanup of the temporary copy is checked in
+    test_ort_dtypes.py: tests running in parallel share MODEL_DIR.)"""
     inter = "/model/layers.0/input_layernorm/Mul_1/output_0"
     out_dir = os.path.join(dump, "replay")
     r = subprocess.run([ORT_RUN, os.path.join(model, "text.onnx"), os.path.join(dump, "text", "in"), out_dir,
@@ -97,9 +98,6 @@ def check_replay(model, dump):
     h = np.load(os.path.join(out_dir, inter.replace("/", "_") + ".npy"))
     if h.shape[:2] != logits.shape[:2]:
         fail(f"ort-run replay: intermediate {inter} has shape {h.shape}")
-    left = [f for f in os.listdir(model) if ".ortrun" in f]
-    if left:
-        fail(f"ort-run left temporary model copies in {model}: {left}")
     return f"replay via ort-run --outputs ok (diff {d:.1e})"
 
 

@@ -51,6 +51,29 @@ def tensor(name, dtype, dims):
     return t
 
 
+def float_values(dtype, data):
+    """Float values of float-typed bytes, decoded by numpy (for tensor_to_f32)."""
+    b = bytes(data)
+    if dtype == FLOAT:
+        v = np.frombuffer(b, np.float32)
+    elif dtype == FLOAT16:
+        v = np.frombuffer(b, np.float16).astype(np.float32)
+    elif dtype == BFLOAT16:
+        v = (np.frombuffer(b, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    else:
+        return None
+    return [float(x) for x in v]
+
+
+def expect_entry(name, dtype, shape, data, location="", offset=0, constant=False):
+    e = {"name": name, "dtype": dtype, "shape": shape, "hex": bytes(data).hex(), "location": location,
+         "offset": offset, "from_constant_node": constant}
+    f = float_values(dtype, data)
+    if f is not None:
+        e["f32"] = f
+    return e
+
+
 class Model:
     """Collects initializers/nodes of one model plus the expected loader view."""
 
@@ -58,9 +81,7 @@ class Model:
         self.inits, self.nodes, self.expect = [], [], []
 
     def add(self, t, data, location="", offset=0, constant=False):
-        self.expect.append({"name": t.name, "dtype": t.data_type, "shape": list(t.dims),
-                            "hex": bytes(data).hex(), "location": location, "offset": offset,
-                            "from_constant_node": constant})
+        self.expect.append(expect_entry(t.name, t.data_type, list(t.dims), data, location, offset, constant))
 
     def raw(self, name, dtype, dims, data):
         t = tensor(name, dtype, dims)
@@ -162,18 +183,12 @@ def make_inline(out):
     onnx.save(model, os.path.join(out, "inline.onnx"))
     # File order: main initializers, then nodes in order with their subgraphs.
     exp = list(m.expect)
-    exp.append({"name": "const_out", "dtype": FLOAT, "shape": [2, 2], "hex": cval.tobytes().hex(),
-                "location": "", "offset": 0, "from_constant_node": True})
-    exp.append({"name": "const_floats", "dtype": FLOAT, "shape": [2],
-                "hex": np.array([0.25, -8.0], np.float32).tobytes().hex(), "location": "", "offset": 0,
-                "from_constant_node": True})
-    exp.append({"name": "const_int", "dtype": INT64, "shape": [],
-                "hex": np.array([-9], np.int64).tobytes().hex(), "location": "", "offset": 0,
-                "from_constant_node": True})
+    exp.append(expect_entry("const_out", FLOAT, [2, 2], cval.tobytes(), constant=True))
+    exp.append(expect_entry("const_floats", FLOAT, [2], np.array([0.25, -8.0], np.float32).tobytes(),
+                            constant=True))
+    exp.append(expect_entry("const_int", INT64, [], np.array([-9], np.int64).tobytes(), constant=True))
     exp += then_m.expect
-    exp.append({"name": "then_const", "dtype": INT64, "shape": [1],
-                "hex": np.array([11], np.int64).tobytes().hex(), "location": "", "offset": 0,
-                "from_constant_node": True})
+    exp.append(expect_entry("then_const", INT64, [1], np.array([11], np.int64).tobytes(), constant=True))
     return {"file": "inline.onnx", "tensors": exp,
             # make_node stores attributes sorted by name: else_branch comes first.
             "nodes": ["c0", "c1", "c2", "cond", "if0", "else_neg", "then_c", "then_mul", "mm0", "add0", "q0"],

@@ -6,10 +6,14 @@
 // fails the test (nothing is skipped).
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
 
 #include "kernels/base.h"
 #include "loader/onnx_file.h"
@@ -75,6 +79,12 @@ void check_model(const std::string& dir, const json& m) {
     EXPECT_EQ(t.offset, w["offset"].get<int64_t>());
     EXPECT_EQ(t.from_constant_node, w["from_constant_node"].get<bool>());
     EXPECT_EQ(f->find(t.name), &t);
+    if (w.contains("f32")) {  // float types: numpy's decoding of the same bytes
+      std::vector<float> got = tensor_to_f32(t), want_f = w["f32"].get<std::vector<float>>();
+      ASSERT_EQ(got.size(), want_f.size());
+      for (size_t k = 0; k < got.size(); ++k)  // bitwise: -0.0 and subnormals must match exactly
+        EXPECT_EQ(std::bit_cast<uint32_t>(got[k]), std::bit_cast<uint32_t>(want_f[k])) << "element " << k;
+    }
     (t.location.empty() ? inl : ext) += t.nbytes;
   }
   EXPECT_EQ(f->inline_bytes(), inl);
@@ -135,6 +145,16 @@ TEST(Loader, NodesConsumersAndIo) {
   EXPECT_EQ(q->attr_int("block_size", 0), 32);
   EXPECT_EQ(q->attr_int("missing", -5), -5);
   EXPECT_EQ(f->producer_of("y")->attrs.at("then_branch").kind, Attribute::Kind::Graph);
+
+  // tensor_to_f32 on integer types gives their values; packed int4 is refused by name.
+  EXPECT_EQ(tensor_to_f32(f->get("i8")), (std::vector<float>{-128, -1, 0, 127}));
+  EXPECT_EQ(tensor_to_f32(f->get("typed_i64")), (std::vector<float>{-1099511627776.f, 3, 4611686018427387904.f}));
+  try {
+    tensor_to_f32(f->get("i4_odd"));
+    ADD_FAILURE() << "int4 converted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'i4_odd'"), std::string::npos) << e.what();
+  }
 }
 
 // Address range [lo, hi) and file of the mapping holding `p`, from /proc/self/maps.
@@ -183,6 +203,55 @@ TEST(Loader, ExternalDataIsMappedNotCopied) {
   EXPECT_NE(file.find("sub/multi_b.bin"), std::string::npos) << file;
   EXPECT_EQ(g->get("b1").as<uint8_t>() - g->get("b0").as<uint8_t>(),
             g->get("b1").offset - g->get("b0").offset);
+}
+
+// Resident set size in bytes (/proc/self/statm, second field).
+size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages_total = 0, pages_res = 0;
+  f >> pages_total >> pages_res;
+  return pages_res * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A 64 MB external tensor: opening the model must not read or copy it (RSS
+// stays flat); reading it through TensorView brings in the file's pages only.
+TEST(Loader, OpeningDoesNotReadExternalData) {
+  const std::string dir = test::scratch_dir("loader_rss");
+  const size_t n = 16u << 20;  // floats
+  {
+    std::vector<float> w(n);
+    for (size_t i = 0; i < n; ++i) w[i] = static_cast<float>(i % 1000);
+    std::ofstream bin(dir + "/big.bin", std::ios::binary);
+    bin.write(reinterpret_cast<const char*>(w.data()), (std::streamsize)(n * 4));
+  }
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name("big");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(4096);
+  t->add_dims((int64_t)n / 4096);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t->add_external_data();
+  e->set_key("location");
+  e->set_value("big.bin");
+  {
+    std::ofstream out(dir + "/big.onnx", std::ios::binary);
+    ASSERT_TRUE(m.SerializeToOstream(&out));
+  }
+  const size_t before = rss_bytes();
+  auto f = OnnxFile::open(dir + "/big.onnx");
+  const size_t after_open = rss_bytes();
+  const TensorView& v = f->get("big");
+  ASSERT_EQ(v.nbytes, n * 4);
+  EXPECT_LT(after_open, before + (8u << 20)) << "open() grew RSS by " << (after_open - before) << " bytes";
+  double sum = 0;
+  for (size_t i = 0; i < n; i += 1024) sum += v.as<float>()[i];  // touch every page
+  EXPECT_GT(sum, 0.0);
+  const size_t after_touch = rss_bytes();
+  EXPECT_GT(after_touch, after_open + (48u << 20)) << "RSS measurement does not see the mapped pages";
+  EXPECT_LT(after_touch, before + (72u << 20)) << "more than one copy of the 64 MB tensor is resident";
 }
 
 TEST(Loader, BadModelsThrowOneLineErrors) {
