@@ -26,7 +26,7 @@ namespace {
 struct CompareArgs {
   std::string model, prompt, messages, against = "ort", tools, keep, cases;
   std::vector<std::string> images;
-  bool kernels = false, json = false;
+  bool kernels = false, json = false, file_images = false;
   int threads = 0;
   std::string case_dir;
 };
@@ -76,6 +76,8 @@ int cmd_compare(int argc, char** argv) {
   fl.add("--messages", &a.messages, "chat messages JSON file");
   fl.add("--against", &a.against, "reference: ort (default) or golden CASE_DIR");
   fl.add("--kernels", &a.kernels, "compare each kernel family with ONNX Runtime on one-op models");
+  fl.add("--decode-images", &a.file_images,
+         "golden: decode the case's image files with qvl's decoder (default: its reference RGB arrays)");
   fl.add("--json", &a.json, "print the result table as JSON");
   fl.add("-t", &a.threads, "threads for qvl and ONNX Runtime (0 = default)");
   fl.alias("--threads");
@@ -100,6 +102,7 @@ int cmd_compare(int argc, char** argv) {
     o.model_dir = a.model, o.against = a.against, o.case_dir = a.case_dir;
     o.prompt = a.prompt, o.images = a.images, o.messages_file = a.messages;
     o.threads = a.threads, o.tools = a.tools, o.keep = a.keep;
+    o.file_images = a.file_images;
     rep = compare_model(o);
   }
   if (a.json)
