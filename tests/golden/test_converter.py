@@ -9,7 +9,7 @@
 #   test_converter.py prefill MODEL CASE   text.onnx on inputs_embeds + position_ids (+ the
 #       case's deepstack rows scattered at the image positions): logits_last within 1e-3,
 #       present.* vs prefill_key/value_* within 1e-3
-#   test_converter.py decode MODEL CASE    prefill, then 23 decode steps through the KV cache:
+#   test_converter.py decode MODEL CASE [N]  prefill, then 23 (N−1) decode steps through the KV cache:
 #       argmax ids == generated_ids exactly, each step's top-8 logits within 1e-3 of
 #       gen_top8_values; token embeddings come from embedding.onnx (one run over the
 #       expected ids: equal to the generated ones since every step is checked first),
@@ -149,9 +149,9 @@ def check_embedding(model_dir, case, ids):
     return out[prompt.shape[1]:]
 
 
-def check_decode(model_dir, case):
+def check_decode(model_dir, case, steps=None):
     d = dims()
-    expect = case_file(case, "generated_ids.npy")[0]
+    expect = case_file(case, "generated_ids.npy")[0][:steps]
     top8_ids, top8 = case_file(case, "gen_top8_ids.npy"), case_file(case, "gen_top8_values.npy")
     delta = int(case_file(case, "rope_deltas.npy").reshape(-1)[0])
     rows = check_embedding(model_dir, case, expect)
@@ -176,11 +176,11 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "convert":
         print(convert(argv[1], *argv[2:]))
         return 0
-    if len(argv) != 3 or argv[0] not in ("vision", "prefill", "decode"):
-        print("usage: test_converter.py convert OUT [flags] | vision|prefill|decode MODEL_DIR CASE")
+    if len(argv) not in (3, 4) or argv[0] not in ("vision", "prefill", "decode"):
+        print("usage: test_converter.py convert OUT [flags] | vision|prefill|decode MODEL_DIR CASE [STEPS]")
         return 2
     check = {"vision": check_vision, "prefill": check_prefill, "decode": check_decode}[argv[0]]
-    print("PASS " + check(argv[1], argv[2]))
+    print("PASS " + check(argv[1], argv[2], *[int(x) for x in argv[3:]]))
     return 0
 
 
