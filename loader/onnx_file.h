@@ -74,9 +74,14 @@ class OnnxFile {
   const std::string& path() const { return path_; }
   const std::string& producer() const { return producer_; }
   int64_t ir_version() const { return ir_version_; }
+  // Opset imports: domain as written ("" = default ai.onnx domain) → version.
   const std::map<std::string, int64_t>& opsets() const { return opsets_; }
 
-  // Initializers (and Constant-node outputs) in file order.
+  // Initializers (and Constant-node outputs) in file order: a graph's
+  // initializers, then its nodes in order, each followed by its subgraphs.
+  // External data views point into one read-only mmap per data file; they stay
+  // valid as long as the OnnxFile lives. Data pointers are not necessarily
+  // aligned (an external offset or inline raw_data may be at any byte).
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const TensorView* find(const std::string& name) const;  // nullptr if absent
   const TensorView& get(const std::string& name) const;   // throws if absent

@@ -4,7 +4,7 @@
 #   - a 2-shard copy (model-0000N-of-00002.safetensors + index) converts to exactly the
 #     same weight bytes as the single-file checkpoint;
 #   - not a Qwen3-VL config, a missing shard, a tensor with a wrong shape, an unsupported
-#     tensor dtype, a missing config.json and a bad flag each exit 1 with ONE line on
+#     tensor dtype, a missing tensor, a missing config.json and a bad flag each exit 1 with ONE line on
 #     stderr that names the file/tensor/flag (checked by substring).
 # Usage: test_converter_errors.py WORK_DIR   (PYENV_VERSION=system python3)
 import json
@@ -123,7 +123,13 @@ def main(argv):
     wrong[name] = (dt, [shape[0] // 2, shape[1]], raw[:len(raw) // 2])
     make_checkpoint(os.path.join(work, "wrong_shape"), wrong)
     msgs.append(expect_error("wrong shape", [os.path.join(work, "wrong_shape"), os.path.join(work, "o3")],
-                             name, f"[{shape[0] // 2}, {shape[1]}]", f"expected [{shape[0]}, {shape[1]}]"))
+                             "model.safetensors", name, f"[{shape[0] // 2}, {shape[1]}]",
+                             f"expected [{shape[0]}, {shape[1]}]"))
+
+    name = "model.language_model.layers.3.mlp.down_proj.weight"
+    make_checkpoint(os.path.join(work, "missing_tensor"), {k: v for k, v in tensors.items() if k != name})
+    msgs.append(expect_error("missing tensor", [os.path.join(work, "missing_tensor"), os.path.join(work, "o7")],
+                             name, "missing"))
 
     name = "model.visual.blocks.0.attn.qkv.bias"
     f64 = dict(tensors)

@@ -1,7 +1,7 @@
-// OnnxFile on the torch.onnx.export graphs of the golden set: anonymous
-// onnx::MatMul_* weights found through their consumer nodes, values checked
-// against an independent read with the Python onnx package is done in
-// test_loader.cpp; here: structure, consumers/producers, I/O and Constant nodes.
+// OnnxFile on the torch.onnx.export graphs of the golden set: structure
+// (counts as read with the Python onnx package), Constant-node tensors, graph
+// I/O, and an anonymous onnx::MatMul_* weight found through its consumer node.
+// Exact values are checked in test_loader.cpp on generated models.
 #include <gtest/gtest.h>
 
 #include "kernels/base.h"

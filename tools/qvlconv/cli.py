@@ -13,6 +13,7 @@ from .layers import Options
 from .randweights import RandomSource
 from .safetensors import Checkpoint
 from .text import build_text
+from .text_fused import build_text_fused
 from .vision import build_vision
 from .writer import Graph
 
@@ -35,11 +36,14 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["fp32", "fp16", "int4"], default="fp32")
     p.add_argument("--block-size", type=int, choices=[32, 64, 128], default=32)
     p.add_argument("--zero-points", action="store_true", help="asymmetric INT4 with zero points")
-    p.add_argument("--accuracy-level", type=int, choices=[0, 1, 2, 3, 4], default=0,
-                   help="MatMulNBits accuracy_level attribute (4 = int8 activations in ORT)")
+    p.add_argument("--accuracy-level", type=int, choices=[0, 1, 2, 3, 4], default=None,
+                   help="MatMulNBits accuracy_level attribute (4 = int8 activations in ORT); "
+                        "default 0, or 4 with --ort-fused")
     p.add_argument("--embed-quant", choices=["none", "int4", "int8"], default="none")
     p.add_argument("--random", choices=["tiny", "2b", "4b", "8b"], help="random weights at a preset's shapes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ort-fused", action="store_true", help="text.onnx with ORT fused ops (GroupQueryAttention, "
+                   "SkipSimplifiedLayerNormalization) as onnxruntime-genai builds it; for speed comparisons")
     a = p.parse_args(argv)
     want = 1 if a.random else 2
     if len(a.paths) != want:
@@ -141,7 +145,8 @@ def _genai_config(d, out_dir, cfg):
 
 
 def convert(a):
-    opts = Options(a.dtype, a.block_size, a.zero_points, a.accuracy_level, a.embed_quant)
+    level = a.accuracy_level if a.accuracy_level is not None else (4 if a.ort_fused else 0)
+    opts = Options(a.dtype, a.block_size, a.zero_points, level, a.embed_quant, a.ort_fused)
     if a.random:
         out_dir, src_dir = a.paths[0], GOLDEN
         with open(os.path.join(GOLDEN, "config.json")) as f:
@@ -168,10 +173,10 @@ def convert(a):
     sizes = {}
     for model, name, build in (("vision.onnx", "qwen3vl_vision", build_vision),
                                ("embedding.onnx", "qwen3vl_embedding", build_embedding),
-                               ("text.onnx", "qwen3vl_text", build_text)):
+                               ("text.onnx", "qwen3vl_text", build_text_fused if a.ort_fused else build_text)):
         progress.note(model)
         g = Graph(out_dir, model, name)
-        if build is build_text:
+        if model == "text.onnx":
             build(g, tracked, d, opts, progress)
         else:
             build(g, tracked, d, opts)

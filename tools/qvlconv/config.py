@@ -140,10 +140,11 @@ def check_tensors(src, d):
     for table in (vision_tensors(d), text_tensors(d)):
         for name, shape in table.items():
             if not src.has(name):
-                raise ConvertError(f"tensor {name} missing from the checkpoint")
+                raise ConvertError(f"{src.folder}: tensor {name} missing from the checkpoint")
             got = tuple(src.shape(name))
             if got != tuple(shape):
-                raise ConvertError(f"tensor {name} has shape {list(got)}, expected {list(shape)}")
+                raise ConvertError(f"{src.file_of(name)}: tensor {name} has shape {list(got)}, "
+                                   f"expected {list(shape)}")
 
 
 # --random presets: the released 2B/4B/8B-Instruct shapes (model spec §1); tiny = tests/data/qwen3vl-a.

@@ -5,9 +5,11 @@ Scales are chosen so every activation stays O(1) through all layers (GPT-2 style
   output has about the input's scale; the two linears that write into a residual
   stream (text o_proj/down_proj, vision attn.proj/mlp.linear_fc2) get an extra
   1/sqrt(2·layers), so the residual stream grows to at most ~sqrt(2) of its start;
-  embeddings N(0,1) (rows of unit-scale hidden states); norm weights 1 + 0.05·N,
-  biases 0.02·N; the final text norm weight is 3/sqrt(H) (logits = normed h · E rows
-  of std 1 → logit std ~3); the merger fc2 gives image embeddings of rms ~1.
+  text embeddings (and an untied lm_head) N(0, 0.02²) like real checkpoints, so the
+  decoder layers, not the input embedding, dominate the final hidden state (with a
+  unit-scale tied embedding, greedy decoding just repeats the last token); norm weights
+  1 + 0.05·N, biases 0.02·N; the final norm weight is 3/(0.02·sqrt(H)) (normed h · E rows
+  of std 0.02 → logit std ~3); the merger fc2 gives image embeddings of rms ~1.
 Each tensor has its own generator seeded by (seed, crc32(name)), so a tensor is the
 same whichever order it is read in (the tied embedding is read twice).
 """
@@ -17,6 +19,8 @@ import zlib
 import numpy as np
 
 from .config import text_tensors, vision_tensors
+
+EMBED_STD = 0.02
 
 
 class RandomSource:
@@ -37,12 +41,13 @@ class RandomSource:
         if name.endswith("norm.weight") or "norm1.weight" in name or "norm2.weight" in name \
                 or name.endswith("layernorm.weight"):
             if name == "model.language_model.norm.weight":
-                return 0.05 * 3 / math.sqrt(d.hidden), 3 / math.sqrt(d.hidden)
+                w = 3 / (EMBED_STD * math.sqrt(d.hidden))
+                return 0.05 * w, w
             return 0.05, 1.0
         if name.endswith(".bias"):
             return 0.02, 0.0
         if "embed_tokens" in name or name == "lm_head.weight":
-            return 1.0, 0.0
+            return EMBED_STD, 0.0
         if name == "model.visual.pos_embed.weight":
             return 0.5, 0.0
         if name == "model.visual.patch_embed.proj.weight":

@@ -94,6 +94,9 @@ class Checkpoint:
     def shape(self, name):
         return self.entries[name].shape
 
+    def file_of(self, name):
+        return self.entries[name].path
+
     def load(self, name):
         """Full tensor as a new float32 array (bf16 widened exactly)."""
         e = self.entries[name]

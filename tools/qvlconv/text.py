@@ -33,8 +33,9 @@ def mrope_axis(d):
     return axis
 
 
-def _rope_tables(g, d):
-    """cos/sin [B,1,S,D] from position_ids and model.inv_freq (in-graph)."""
+def rope_tables(g, d, head_axis=1):
+    """cos/sin [B,1,S,D] (head_axis 1) or [B,S,1,D] (head_axis 2) from position_ids and
+    model.inv_freq (in-graph)."""
     node = "/model/rotary_emb"
     inv = g.weight("model.inv_freq", inv_freq(d))
     pos = g.op("Cast", ["position_ids"], node + "/Cast", to=F32)                     # [3,B,S]
@@ -43,7 +44,7 @@ def _rope_tables(g, d):
     f = g.op("Mul", [f, g.const(onehot, np.float32)], node + "/Mul_section")        # [3,B,S,D/2]
     f = g.op("ReduceSum", [f, g.const([0])], node + "/ReduceSum", keepdims=0)        # [B,S,D/2]
     emb = g.op("Concat", [f, f], node + "/Concat", axis=-1)
-    emb = g.op("Unsqueeze", [emb, g.const([1])], node + "/Unsqueeze_head")           # [B,1,S,D]
+    emb = g.op("Unsqueeze", [emb, g.const([head_axis])], node + "/Unsqueeze_head")   # [B,1,S,D]
     return g.op("Cos", [emb], node + "/Cos"), g.op("Sin", [emb], node + "/Sin")
 
 
@@ -108,7 +109,7 @@ def _mlp(g, src, x, i, d, opts):
     return linear(g, h, src.load(hp + "down_proj.weight"), p + "down_proj.MatMul.weight", node + "/down_proj", opts)
 
 
-def _io(g, d):
+def text_io(g, d):
     n_ds = len(d.deepstack)
     g.input("inputs_embeds", F32, ["batch_size", "sequence_length", d.hidden])
     g.input("attention_mask", I64, ["batch_size", "total_sequence_length"])
@@ -128,8 +129,8 @@ def _io(g, d):
 
 def build_text(g, src, d, opts, progress=None):
     """Fills graph g with the decoder; lm_head = lm_head.weight or (tied) embed_tokens."""
-    _io(g, d)
-    cos, sin = _rope_tables(g, d)
+    text_io(g, d)
+    cos, sin = rope_tables(g, d)
     mask = _mask(g)
     x = "inputs_embeds"
     for i in range(d.layers):
