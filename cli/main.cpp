@@ -22,6 +22,8 @@ const Command kCommands[] = {
     {"chat", qvl::cli::cmd_chat, "interactive multi-turn chat (KV cache kept across turns)"},
     {"inspect", qvl::cli::cmd_inspect, "list graph I/O, ops and initializers of an .onnx file or model folder"},
     {"compare", qvl::cli::cmd_compare, "compare qvl tensors with ONNX Runtime, golden HF files, or per kernel"},
+    {"profile", qvl::cli::cmd_profile, "run one request with timing zones on: per-layer tables, GFLOP/s, GB/s, Chrome trace"},
+    {"bench", qvl::cli::cmd_bench, "prefill/decode/vision speed, load time, peak RSS, bandwidth roofline (Release builds)"},
 };
 
 void usage(FILE* f) {
