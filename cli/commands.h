@@ -5,4 +5,8 @@
 namespace qvl::cli {
 int cmd_inspect(int argc, char** argv);
 int cmd_compare(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_detokenize(int argc, char** argv);
 }  // namespace qvl::cli

@@ -18,8 +18,12 @@ struct Command {
 
 // Commands register here (one line each).
 const Command kCommands[] = {
+    {"run", qvl::cli::cmd_run, "generate a streamed answer for a prompt (text and images)"},
+    {"chat", qvl::cli::cmd_chat, "interactive multi-turn chat (KV cache kept across turns)"},
     {"inspect", qvl::cli::cmd_inspect, "list graph I/O, ops and initializers of an .onnx file or model folder"},
     {"compare", qvl::cli::cmd_compare, "compare qvl tensors with ONNX Runtime, golden HF files, or per kernel"},
+    {"tokenize", qvl::cli::cmd_tokenize, "print the token ids of a text (or of a chat rendered by the template)"},
+    {"detokenize", qvl::cli::cmd_detokenize, "print the text of token ids"},
 };
 
 void usage(FILE* f) {

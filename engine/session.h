@@ -17,7 +17,8 @@
 
 namespace qvl {
 
-struct Message;  // engine/chat_template.h
+struct Message;      // engine/chat_template.h
+struct ChatOptions;  // engine/chat_template.h
 class TensorObserver;
 
 struct SessionOptions {
@@ -62,7 +63,8 @@ class Session {
   // One-shot: forget any history, render `messages` with a generation prompt,
   // generate. on_text receives complete UTF-8 pieces as they are produced.
   GenerateResult generate(const std::vector<Message>& messages, const GenerateOptions& g,
-                          const TextCallback& on_text = nullptr);
+                          const TextCallback& on_text = nullptr,
+                          const ChatOptions* chat_options = nullptr);
 
   // Chat: append one user message to the conversation (prefilling only the new
   // tokens on top of the cached history), generate the assistant answer.

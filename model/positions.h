@@ -11,6 +11,7 @@
 //     (+ start_pos).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/base.h"  // qvl::Error
@@ -19,7 +20,10 @@ namespace qvl {
 
 // One image / video in patches (before merging): t temporal patches, h × w.
 struct Grid3 {
-  int64_t t = 1, h = 0, w = 0;
+  int64_t t = 1, h = 0, w = 0;  // temporal slices, patch rows, patch columns
+  int64_t patches() const { return t * h * w; }
+  std::string str() const;  // "(1, 16, 20)"
+  bool operator==(const Grid3& o) const { return t == o.t && h == o.h && w == o.w; }
 };
 
 struct RopeIndex {

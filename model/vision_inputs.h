@@ -14,14 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "model/positions.h"  // Grid3
+
 namespace qvl {
 
-struct Grid3 {
-  int64_t t = 1, h = 0, w = 0;  // temporal slices, patch rows, patch columns
-  int64_t patches() const { return t * h * w; }
-  std::string str() const;  // "(1, 16, 20)"
-  bool operator==(const Grid3& o) const { return t == o.t && h == o.h && w == o.w; }
-};
+
 
 struct VisionGridInputs {
   int64_t N = 0;                    // Σ t·h·w patches

@@ -6,6 +6,10 @@
 #   test_converter.py vision MODEL CASE    vision.onnx on pixel_values + host inputs from
 #       image_grid_thw: image_embeds and deepstack_* within 1e-4 (HF vs independent numpy
 #       reached 2.5e-4 on the whole model; the vision part alone agrees to ~1e-5)
+#   test_converter.py vision_multi MODEL   02_image + 03_resize + 02_image as a t=2 video item in
+#       one call: every segment equals its single-image reference within 1e-4
+#   test_converter.py random OUT           --random tiny runs with bounded activations; preset
+#       parameter counts equal the published ones
 #   test_converter.py prefill MODEL CASE   text.onnx on inputs_embeds + position_ids (+ the
 #       case's deepstack rows scattered at the image positions): logits_last within 1e-3,
 #       present.* vs prefill_key/value_* within 1e-3
@@ -122,6 +126,26 @@ def check_vision(model_dir, case):
     return f"vision {case}: image_embeds + {len(d.deepstack)} deepstack max abs diff {worst:.2e}"
 
 
+def check_vision_multi(model_dir):
+    """Three items in one call: 02_image, 03_resize and 02_image as a 2-frame video item
+    (t=2, its pixel rows repeated): each segment must reproduce its single-image reference,
+    which fails if attention leaks across segments or the host inputs mis-order items."""
+    d = dims()
+    pv = {c: case_file(c, "pixel_values.npy") for c in ("02_image", "03_resize")}
+    grid = np.concatenate([case_file("02_image", "image_grid_thw.npy"), case_file("03_resize", "image_grid_thw.npy"),
+                           case_file("02_image", "image_grid_thw.npy") * np.array([[2, 1, 1]])])
+    inp = vision_host_inputs(grid, d.v_head_dim, d.grid_side, d.merge)
+    inp["pixel_values"] = np.concatenate([pv["02_image"], pv["03_resize"], pv["02_image"], pv["02_image"]])
+    if int(inp["segment_ids"].max()) != 3:
+        fail(f"segment_ids: {int(inp['segment_ids'].max()) + 1} segments, expected 4")
+    out = run(model_dir, "vision.onnx", inp)
+    worst = 0.0
+    for name in ["image_embeds"] + [f"deepstack_{j}" for j in range(len(d.deepstack))]:
+        r2, r3 = case_file("02_image", name + ".npy"), case_file("03_resize", name + ".npy")
+        worst = max(worst, expect_close(out[name], np.concatenate([r2, r3, r2, r2]), 1e-4, f"multi-image {name}"))
+    return f"vision 3 items / 4 segments ({inp['pixel_values'].shape[0]} patches): max abs diff {worst:.2e}"
+
+
 def check_prefill(model_dir, case):
     d = dims()
     out = run(model_dir, "text.onnx", prefill_inputs(case, d))
@@ -172,9 +196,42 @@ def check_decode(model_dir, case, steps=None):
     return f"decode {case}: {len(expect)} greedy ids equal, top-8 logits max abs diff {worst:.2e}"
 
 
+def check_random(out):
+    """--random tiny converts, runs in ORT with finite bounded activations (qvlconv.sanity),
+    and the 2b/4b preset shapes give the published parameter counts (model spec §1.1/§1.3:
+    2B 2.128 B; 4B text 4.022 B + vision 0.415 B)."""
+    import json
+    from qvlconv.config import Dims, preset_config, text_tensors, vision_tensors
+    r = subprocess.run([os.path.join(ROOT, "tools", "qvl-convert"), "--random", "tiny", out, "--seed", "3"],
+                       capture_output=True, text=True, env={**os.environ, "PYENV_VERSION": "system"})
+    if r.returncode != 0:
+        fail(f"qvl-convert --random tiny: {r.stderr.strip()}")
+    r = subprocess.run([sys.executable, "-m", "qvlconv.sanity", out], capture_output=True, text=True,
+                       cwd=os.path.join(ROOT, "tools"))
+    if r.returncode != 0:
+        fail(f"sanity of --random tiny: {r.stdout.strip().splitlines()[-1:]} {r.stderr.strip()[-300:]}")
+    with open(os.path.join(GOLDEN, "config.json")) as f:
+        tiny = json.load(f)
+    count = lambda table: sum(int(np.prod(s)) for s in table.values()) / 1e9
+    want = {"2b": (None, None, 2.128), "4b": (0.415, 4.022, 4.438)}
+    for preset, (vis, txt, tot) in want.items():
+        d = Dims(preset_config(preset, tiny))
+        got = (count(vision_tensors(d)), count(text_tensors(d)))
+        for what, g, w in (("vision", got[0], vis), ("text", got[1], txt), ("total", sum(got), tot)):
+            if w is not None and abs(g - w) > 0.0015:
+                fail(f"--random {preset}: {what} parameters {g:.4f} B, published {w} B")
+    return "--random tiny runs with bounded activations; 2b/4b preset parameter counts match"
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "convert":
         print(convert(argv[1], *argv[2:]))
+        return 0
+    if len(argv) == 2 and argv[0] == "random":
+        print("PASS " + check_random(argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == "vision_multi":
+        print("PASS " + check_vision_multi(argv[1]))
         return 0
     if len(argv) not in (3, 4) or argv[0] not in ("vision", "prefill", "decode"):
         print("usage: test_converter.py convert OUT [flags] | vision|prefill|decode MODEL_DIR CASE [STEPS]")

@@ -12,6 +12,7 @@ import os
 import sys
 
 import numpy as np
+import onnx
 
 from .config import Dims
 from .hostinputs import vision_host_inputs
@@ -32,6 +33,17 @@ def report(label, x, bound, bad):
     print(f"  {label:<28} rms {rms:9.3f}  max|x| {mx:9.3f}{'' if fin else '  NON-FINITE'}")
     if not fin or mx > bound:
         bad.append(label)
+
+
+def _layer_outputs(path, n):
+    """Residual stream after each decoder layer: Add_mlp (standard graph) or the residual
+    output 3 of the next SkipSimplifiedLayerNormalization (--ort-fused graph)."""
+    produced = {o for node in onnx.load(path, load_external_data=False).graph.node for o in node.output}
+    std = [f"/model/layers.{i}/Add_mlp/output_0" for i in range(n)]
+    if all(x in produced for x in std):
+        return std
+    return [f"/model/layers.{i + 1}/input_layernorm/SkipLayerNorm/output_3" for i in range(n - 1)] + \
+        [f"/model/layers.{n}/final_norm_layernorm/SkipLayerNorm/output_3"]
 
 
 def main(argv=None):
@@ -65,7 +77,7 @@ def main(argv=None):
     for i in range(d.layers):
         for kv in ("key", "value"):
             tin[f"past_key_values.{i}.{kv}"] = np.zeros((1, d.kv_heads, 0, d.head_dim), np.float32)
-    layers = [f"/model/layers.{i}/Add_mlp/output_0" for i in range(d.layers)]
+    layers = _layer_outputs(os.path.join(a.model_dir, "text.onnx"), d.layers)
     t = ort_run(os.path.join(a.model_dir, "text.onnx"), tin, layers + ["logits"])
     print(f"text prefill ({s} tokens):")
     report("inputs_embeds", emb, a.bound, bad)
