@@ -80,18 +80,43 @@ Format sniff_format(const uint8_t* d, size_t n, const std::string& name) {
                      name.c_str()));
 }
 
-// stb decodes a JPEG that stops mid-scan as if the rest were zeros; PIL
-// (libjpeg) reports "image file is truncated". Every complete JPEG has an EOI
-// marker after its last SOS (0xFF followed by a non-zero, non-RST byte cannot
-// occur inside entropy-coded data).
-void check_jpeg_complete(const uint8_t* d, size_t n, const std::string& name) {
-  size_t last_sos = 0;
-  for (size_t i = 0; i + 1 < n; ++i)
-    if (d[i] == 0xFF && d[i + 1] == 0xDA) last_sos = i;
-  bool eoi = false;
-  for (size_t i = last_sos; i + 1 < n && !eoi; ++i) eoi = d[i] == 0xFF && d[i + 1] == 0xD9;
-  QVL_CHECK(last_sos > 0 && eoi, "image '%s': truncated JPEG (no end-of-image marker after the "
-            "last scan)", name.c_str());
+// Walks a JPEG's marker segments (skipping entropy-coded data) and checks
+// what stb does not: (1) the file is complete — stb decodes a JPEG that stops
+// mid-scan as if the rest were zeros, where PIL (libjpeg) reports "image file
+// is truncated"; (2) every Huffman table is well-formed — stb 2.27 writes past
+// its code-size table when a DHT declares more than 256 codes.
+void check_jpeg_structure(const uint8_t* d, size_t n, const std::string& name) {
+  const char* file = name.c_str();
+  bool sos = false, eoi = false;
+  size_t i = 2;
+  while (i + 1 < n && !eoi) {
+    if (d[i] != 0xFF) { ++i; continue; }  // entropy-coded data
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) { ++i; continue; }     // fill byte
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }
+    if (m == 0xD9) { eoi = true; break; }
+    if (i + 4 > n) break;
+    const size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
+    QVL_CHECK(len >= 2 && i + 2 + len <= n, "image '%s': truncated JPEG (segment 0x%02X runs past "
+              "the end of the file)", file, m);
+    if (m == 0xC4) {  // DHT: one or more tables of 1 + 16 + Σcounts bytes
+      const uint8_t* p = d + i + 4;
+      size_t left = len - 2;
+      while (left > 0) {
+        QVL_CHECK(left >= 17, "image '%s': corrupt JPEG (short Huffman table)", file);
+        size_t codes = 0;
+        for (int k = 1; k <= 16; ++k) codes += p[k];
+        QVL_CHECK(codes <= 256 && 17 + codes <= left && (p[0] & 0x0F) <= 3 && (p[0] >> 4) <= 1,
+                  "image '%s': corrupt JPEG (bad Huffman table)", file);
+        p += 17 + codes;
+        left -= 17 + codes;
+      }
+    }
+    sos |= m == 0xDA;
+    i += 2 + len;
+  }
+  QVL_CHECK(sos && eoi, "image '%s': truncated JPEG (no end-of-image marker after the image data)",
+            file);
 }
 
 uint32_t le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t(p[3]) << 24); }
@@ -198,10 +223,15 @@ Image apply_orientation(Image in, int o) {
   return out;
 }
 
-// stb's last failure text; some stb paths fail without setting one.
-const char* stb_reason() {
+// stb's last failure text, made printable (stb embeds unknown PNG chunk
+// type bytes in it); some stb paths fail without setting one.
+std::string stb_reason_text() {
   const char* r = stbi_failure_reason();
-  return (r && *r) ? r : "truncated or invalid data";
+  if (!r || !*r) return "truncated or invalid data";
+  std::string s(r);
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '?';
+  return s;
 }
 
 void check_dimensions(int w, int h, const std::string& name) {
@@ -226,13 +256,13 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
   if (fmt == Format::PNG && size >= 24)  // IHDR width / height (stb only says "corrupt")
     check_dimensions(int(std::min<uint32_t>(rd32(data + 16, false), 1u << 30)),
                      int(std::min<uint32_t>(rd32(data + 20, false), 1u << 30)), name);
+  if (fmt == Format::JPEG) check_jpeg_structure(data, size, name);
   const int len = int(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
     throw_error(strfmt("image '%s': corrupt or unreadable %s file (%s)", name.c_str(),
-                       format_name(fmt), stb_reason()));
+                       format_name(fmt), stb_reason_text().c_str()));
   check_dimensions(w, h, name);
-  if (fmt == Format::JPEG) check_jpeg_complete(data, size, name);
   if (fmt == Format::BMP) check_bmp_complete(data, size, name);
 
   Image img;
@@ -243,7 +273,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
         stbi_load_16_from_memory(data, len, &w, &h, &comp, 1), &stbi_image_free);
     if (!px)
       throw_error(strfmt("image '%s': corrupt %s file (%s)", name.c_str(), format_name(fmt),
-                         stb_reason()));
+                         stb_reason_text().c_str()));
     img.width = w;
     img.height = h;
     img.rgb.resize(size_t(w) * h * 3);
@@ -257,7 +287,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
                                                  &stbi_image_free);
     if (!px)
       throw_error(strfmt("image '%s': corrupt %s file (%s)", name.c_str(), format_name(fmt),
-                         stb_reason()));
+                         stb_reason_text().c_str()));
     img.width = w;
     img.height = h;
     img.rgb.assign(px.get(), px.get() + size_t(w) * h * 3);

@@ -175,6 +175,25 @@ TEST_F(ImageErrors, ZeroAndAbsurdHeaders) {
   EXPECT_TRUE(FailsWith(dir + "/thin.png", "aspect ratio"));
 }
 
+TEST_F(ImageErrors, OversizedHuffmanTable) {
+  // A DHT declaring more than 256 codes (stb 2.27 would overrun its tables).
+  std::vector<uint8_t> jpg = encoded("jpg");
+  size_t at = 0;
+  for (size_t i = 2; i + 1 < jpg.size() && !at; ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) at = i;
+  ASSERT_GT(at, 0u);
+  for (int k = 0; k < 16; ++k) jpg[at + 5 + k] = 40;  // 16 × 40 = 640 codes
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "bad_dht.jpg", jpg), "bad Huffman table"));
+}
+
+TEST_F(ImageErrors, UnknownPngChunkMessageIsOneLine) {
+  // Critical chunk "A\nBC" after IHDR: stb quotes the type bytes in its reason.
+  std::vector<uint8_t> png = encoded("png");
+  const uint8_t chunk[] = {0, 0, 0, 0, 'A', '\n', 'B', 'C', 0, 0, 0, 0};
+  png.insert(png.begin() + 33, chunk, chunk + sizeof(chunk));
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "odd_chunk.png", png), "PNG"));
+}
+
 // Seeded byte mutations of valid files of every format: each decode either
 // succeeds with a consistent image or throws qvl::Error (run under ASan to
 // catch memory errors in the decoders).
