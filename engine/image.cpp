@@ -137,6 +137,46 @@ void check_bmp_complete(const uint8_t* d, size_t n, const std::string& name) {
             name.c_str(), n, (long long)need);
 }
 
+// PIL keeps a GIF's first frame in palette mode, so convert("RGB") shows a
+// transparent pixel as its palette colour; stb returns it with alpha 0 and
+// RGB 0. Returns that colour (from the frame's local or the global table),
+// or false when the first frame declares no transparency.
+bool gif_transparent_color(const uint8_t* d, size_t n, uint8_t rgb[3]) {
+  if (n < 13) return false;
+  size_t i = 13;
+  size_t gct = (d[10] & 0x80) ? 3u << ((d[10] & 7) + 1) : 0;
+  const uint8_t* global = d + 13;
+  if (i + gct > n) return false;
+  i += gct;
+  int tindex = -1;
+  while (i < n) {
+    if (d[i] == 0x21) {  // extension: label, then sub-blocks
+      if (i + 2 > n) return false;
+      const uint8_t label = d[i + 1];
+      if (label == 0xF9 && i + 7 <= n && d[i + 2] == 4) tindex = (d[i + 3] & 1) ? d[i + 6] : -1;
+      i += 2;
+      while (i < n && d[i] != 0) i += 1 + d[i];
+      ++i;
+    } else if (d[i] == 0x2C) {  // first image descriptor
+      if (tindex < 0 || i + 10 > n) return false;
+      const uint8_t flags = d[i + 9];
+      const uint8_t* table = global;
+      size_t size = gct;
+      if (flags & 0x80) {
+        table = d + i + 10;
+        size = 3u << ((flags & 7) + 1);
+        if (i + 10 + size > n) return false;
+      }
+      if (size_t(tindex) * 3 + 3 > size) return false;
+      std::memcpy(rgb, table + tindex * 3, 3);
+      return true;
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
 uint16_t rd16(const uint8_t* p, bool le) { return le ? p[0] | (p[1] << 8) : (p[0] << 8) | p[1]; }
 uint32_t rd32(const uint8_t* p, bool le) {
   return le ? le32(p) : (uint32_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
@@ -280,6 +320,21 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     for (size_t i = 0; i < size_t(w) * h; ++i) {
       uint8_t v = uint8_t(std::min<int>(px.get()[i], 255));
       img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = v;
+    }
+  } else if (fmt == Format::GIF) {
+    std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(data, len, &w, &h, &comp, 4),
+                                                 &stbi_image_free);
+    if (!px)
+      throw_error(strfmt("image '%s': corrupt GIF file (%s)", name.c_str(),
+                         stb_reason_text().c_str()));
+    uint8_t clear[3] = {0, 0, 0};
+    gif_transparent_color(data, size, clear);
+    img.width = w;
+    img.height = h;
+    img.rgb.resize(size_t(w) * h * 3);
+    for (size_t i = 0; i < size_t(w) * h; ++i) {
+      const uint8_t* p = px.get() + 4 * i;
+      std::memcpy(&img.rgb[3 * i], p[3] ? p : clear, 3);
     }
   } else {
     // stb drops alpha and replicates gray for req_comp = 3; 16-bit → v >> 8.

@@ -16,8 +16,10 @@
 //   - 16-bit grayscale PNG → min(v, 255): PIL opens it as mode "I" and its
 //     I → RGB conversion clips (so a full-range 16-bit gray image becomes
 //     mostly white, exactly as in HF).
-//   - JPEG EXIF orientation is applied (transformers.image_utils.load_image
-//     calls PIL.ImageOps.exif_transpose).
+//   - GIF: first frame; a transparent palette index shows its palette colour
+//     (PIL keeps frame 0 in palette mode, convert("RGB") ignores transparency);
+//   - EXIF orientation (JPEG APP1, PNG eXIf) is applied: transformers'
+//     image_utils.load_image calls PIL.ImageOps.exif_transpose.
 // Formats (stb_image): PNG, JPEG (baseline + progressive), BMP, GIF (first
 // frame), TGA (by .tga extension: it has no signature), PNM. JPEG pixels differ
 // from PIL's libjpeg-turbo by a few LSB (different IDCT / chroma upsampling).

@@ -229,9 +229,12 @@ TEST(Decode, ColourRulesMatchPil) {
   }
 }
 
-TEST(Decode, GifFirstFrame) {
+TEST(Decode, GifFirstFrameAndTransparency) {
   Image got = decode_image(images_dir() + "/anim.gif");
   EXPECT_EQ(byte_diff(got, load_rgb_npy(images_dir() + "/anim_rgb.npy")).max, 0);
+  // Transparent index shows its palette colour (PIL's palette-mode convert).
+  got = decode_image(images_dir() + "/transparent.gif");
+  EXPECT_EQ(byte_diff(got, load_rgb_npy(images_dir() + "/transparent_rgb.npy")).max, 0);
 }
 
 TEST(Decode, ProgressiveJpeg) {
