@@ -15,7 +15,11 @@
 
 // The reference (Pillow, built without FMA) evaluates the cubic and the
 // coefficient sums with separate multiplies and adds; keep it that way.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace qvl {
 namespace {
