@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 
 namespace {
@@ -135,6 +136,21 @@ void BM_OpenBLAS(benchmark::State& st) {
                                               benchmark::Counter::kIsRate);
 }
 
+// qvl's own AVX-512 sgemm engine, B = [K, N]. args: M, K, N, threads
+void BM_QvlSgemm(benchmark::State& st) {
+  const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
+  set_threads((int)st.range(3));
+  auto A = rnd(M * K), B = rnd(K * N);
+  std::vector<float> C(M * N);
+  gemm::PackF32 pb(B.data(), N, false);
+  for (auto _ : st) {
+    gemm::sgemm(M, N, K, A.data(), K, pb, C.data(), N, false);
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 // qvl fp32 linear with [K, N] weight. args: M, K, N, threads
 void BM_LinearF32(benchmark::State& st) {
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
@@ -218,6 +234,11 @@ BENCHMARK(BM_FloatLinear)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_OpenBLAS)
+    ->Apply([](auto* b) { ThreadArgs(b, {{512, 2048, 6144}, {784, 1024, 4096}, {512, 6144, 2048}}); })
+    ->ArgNames({"M", "K", "N", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QvlSgemm)
     ->Apply([](auto* b) { ThreadArgs(b, {{512, 2048, 6144}, {784, 1024, 4096}, {512, 6144, 2048}}); })
     ->ArgNames({"M", "K", "N", "thr"})
     ->UseRealTime()

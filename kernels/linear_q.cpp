@@ -3,14 +3,15 @@
 //     once, unpacked in registers and FMA'd with the activation chunk; the zero
 //     point is folded out:  Σ_k (q−zp)·s·x = s·(Σ q·x − zp·Σ x), Σ x per block
 //     precomputed once per activation row.
-//   * larger M (prefill): panels of W are dequantized to fp32 (L2-sized) and
-//     multiplied with gemm_f32.
+//   * larger M (prefill): the fp32 GEMM engine (gemm.h) dequantizes W blocks
+//     while packing its B panels.
 // Activations are copied zero-padded to Kp = kb·block so padded weight tails
 // contribute nothing.
 #include <cstring>
 
 #include "kernels/base.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/quant.h"
 
@@ -147,46 +148,55 @@ void gemv_q(const PaddedX& px, const LinearWeight& W, float* Y) {
   }
 }
 
-// Dequantizes row n into out[0..Kp) (fp32).
-void dequant_row_q(const LinearWeight& W, int64_t n, float* out) {
-  const int bs = W.block_size, bits = W.bits;
-  const int64_t kb = W.k_blocks(), blob = quant::blob_bytes(W);
-  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * kb * blob;
-  for (int64_t b = 0; b < kb; ++b) {
-    float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
-    float zp = (float)quant::zero_point(W, n, b);
-    const uint8_t* q = row + b * blob;
-    float* o = out + b * bs;
-    int j = 0;
+// B packer for quantized rows: dequantizes the blocks of rows n0..n0+nr that
+// cover [k0, k0+kc) (kc = kKC is a multiple of every block size ≤ 256).
+struct PackQ : gemm::BPacker {
+  const LinearWeight* W;
+  void pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const override {
+    constexpr int NR = gemm::kNR;
+    const int bs = W->block_size, bits = W->bits;
+    const int64_t kb = W->k_blocks(), blob = quant::blob_bytes(*W), zrb = quant::zp_row_bytes(*W);
+    float tmp[gemm::kKC + 256];
+    for (int j = 0; j < NR; ++j) {
+      if (j >= nr) {
+        for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
+        continue;
+      }
+      const int64_t n = n0 + j;
+      const uint8_t* row = static_cast<const uint8_t*>(W->data) + n * kb * blob;
+      const uint8_t* zr = W->zero_points ? W->zero_points + n * zrb : nullptr;
+      for (int64_t b = k0 / bs; b * bs < k0 + kc; ++b) {
+        const float s = quant::load_scale(W->scales, W->scale_dtype, n * kb + b);
+        const float zp = (float)zp_of(*W, zr, b);
+        const uint8_t* q = row + b * blob;
+        float* o = tmp + (b * bs - k0);
+        int i = 0;
 #if defined(__AVX512F__)
-    __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
-    for (; j + 16 <= bs; j += 16) {
-      __m512 v = bits == 4 ? q4x16(q + j / 2) : q8x16(q + j);
-      _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
-    }
+        const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
+        for (; i + 16 <= bs; i += 16) {
+          __m512 v = bits == 4 ? q4x16(q + i / 2) : q8x16(q + i);
+          _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
+        }
 #endif
-    for (; j < bs; ++j) {
-      int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
-      o[j] = ((float)v - zp) * s;
+        for (; i < bs; ++i) {
+          int v = bits == 4 ? (q[i >> 1] >> ((i & 1) * 4)) & 0xf : q[i];
+          o[i] = ((float)v - zp) * s;
+        }
+      }
+      for (int k = 0; k < kc; ++k) dst[k * NR + j] = tmp[k];
     }
   }
-}
+};
 
-// Prefill: dequantize ~2 MB panels of W and multiply with OpenBLAS.
-void gemm_q_panels(const float* X, int64_t M, const LinearWeight& W, float* Y) {
-  const int64_t K = W.K, N = W.N, Kp = W.k_blocks() * W.block_size;
-  const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * Kp) / 16 * 16));
-  Buffer<float> panel(np * Kp);
-  for (int64_t n0 = 0; n0 < N; n0 += np) {
-    int64_t nn = std::min(np, N - n0);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nn; ++r) dequant_row_q(W, n0 + r, panel.data() + r * Kp);
-    gemm_f32(M, nn, K, X, K, panel.data(), Kp, true, Y + n0, N);
-  }
+// Prefill with fp32 activations: the GEMM engine dequantizes W while packing.
+void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  PackQ pb;
+  pb.W = &W;
+  gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
   if (W.bias) {
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) Y[m * N + n] += W.bias[n];
+      for (int64_t n = 0; n < W.N; ++n) Y[m * W.N + n] += W.bias[n];
   }
 }
 
@@ -216,7 +226,7 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
     return;
   }
   if (M > 4) {
-    gemm_q_panels(X, M, W, Y);
+    gemm_q_f32(X, M, W, Y);
     return;
   }
   PaddedX px;

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "test_util.h"
 
@@ -275,6 +276,33 @@ TEST(KernelsLinear, GemmF32BetaAndTranspose) {
   gemm_f32(M, N, K, A.data(), K, Bt.data(), K, true, C2.data(), N, 0.f);
   for (int64_t i = 0; i < M * N; ++i) C2[i] += C0[i];
   EXPECT_TRUE(test::AllClose(C2, want, (K + 8) * 2 * kEps * (K + 1)));
+}
+
+// The GEMM engine across block boundaries (M > kMC=144, N > kNC=2048 in the
+// threaded split, K > kKC=256), both B layouts, overwrite and accumulate,
+// against a double-precision triple loop. |A|,|B| ≤ 1 so Σ|a·b| ≤ K.
+TEST(KernelsLinear, SgemmEngineBlocksAndLayouts) {
+  struct Shape { int64_t M, N, K; };
+  for (Shape sh : {Shape{1, 1, 1}, Shape{13, 33, 7}, Shape{150, 97, 300}, Shape{37, 2100, 260}})
+    for (bool trans : {false, true})
+      for (bool acc : {false, true}) {
+        const int64_t M = sh.M, N = sh.N, K = sh.K, lda = K + 3, ldb = (trans ? K : N) + 5, ldc = N + 2;
+        auto A = test::random_floats(M * lda, M + N), B = test::random_floats((trans ? N : K) * ldb, K);
+        auto C = test::random_floats(M * ldc, 5);
+        std::vector<float> want(C);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double s = acc ? C[m * ldc + n] : 0.0;
+            for (int64_t k = 0; k < K; ++k)
+              s += (double)A[m * lda + k] * (trans ? B[n * ldb + k] : B[k * ldb + n]);
+            want[m * ldc + n] = (float)s;
+          }
+        gemm::PackF32 pb(B.data(), ldb, trans);
+        gemm::sgemm(M, N, K, A.data(), lda, pb, C.data(), ldc, acc);
+        // Untouched padding columns keep their values on both sides.
+        EXPECT_TRUE(test::AllClose(C, want, (K + 8) * 2 * kEps * (K + 1)))
+            << "M=" << M << " N=" << N << " K=" << K << " trans=" << trans << " acc=" << acc;
+      }
 }
 
 TEST(KernelsLinear, BytesCountsScalesAndZeroPoints) {
