@@ -24,6 +24,8 @@ const Command kCommands[] = {
     {"compare", qvl::cli::cmd_compare, "compare qvl tensors with ONNX Runtime, golden HF files, or per kernel"},
     {"profile", qvl::cli::cmd_profile, "run one request with timing zones on: per-layer tables, GFLOP/s, GB/s, Chrome trace"},
     {"bench", qvl::cli::cmd_bench, "prefill/decode/vision speed, load time, peak RSS, bandwidth roofline (Release builds)"},
+    {"tokenize", qvl::cli::cmd_tokenize, "print the token ids of a text (or of a chat rendered by the template)"},
+    {"detokenize", qvl::cli::cmd_detokenize, "print the text of token ids"},
 };
 
 void usage(FILE* f) {

@@ -80,18 +80,43 @@ Format sniff_format(const uint8_t* d, size_t n, const std::string& name) {
                      name.c_str()));
 }
 
-// stb decodes a JPEG that stops mid-scan as if the rest were zeros; PIL
-// (libjpeg) reports "image file is truncated". Every complete JPEG has an EOI
-// marker after its last SOS (0xFF followed by a non-zero, non-RST byte cannot
-// occur inside entropy-coded data).
-void check_jpeg_complete(const uint8_t* d, size_t n, const std::string& name) {
-  size_t last_sos = 0;
-  for (size_t i = 0; i + 1 < n; ++i)
-    if (d[i] == 0xFF && d[i + 1] == 0xDA) last_sos = i;
-  bool eoi = false;
-  for (size_t i = last_sos; i + 1 < n && !eoi; ++i) eoi = d[i] == 0xFF && d[i + 1] == 0xD9;
-  QVL_CHECK(last_sos > 0 && eoi, "image '%s': truncated JPEG (no end-of-image marker after the "
-            "last scan)", name.c_str());
+// Walks a JPEG's marker segments (skipping entropy-coded data) and checks
+// what stb does not: (1) the file is complete — stb decodes a JPEG that stops
+// mid-scan as if the rest were zeros, where PIL (libjpeg) reports "image file
+// is truncated"; (2) every Huffman table is well-formed — stb 2.27 writes past
+// its code-size table when a DHT declares more than 256 codes.
+void check_jpeg_structure(const uint8_t* d, size_t n, const std::string& name) {
+  const char* file = name.c_str();
+  bool sos = false, eoi = false;
+  size_t i = 2;
+  while (i + 1 < n && !eoi) {
+    if (d[i] != 0xFF) { ++i; continue; }  // entropy-coded data
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) { ++i; continue; }     // fill byte
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }
+    if (m == 0xD9) { eoi = true; break; }
+    if (i + 4 > n) break;
+    const size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
+    QVL_CHECK(len >= 2 && i + 2 + len <= n, "image '%s': truncated JPEG (segment 0x%02X runs past "
+              "the end of the file)", file, m);
+    if (m == 0xC4) {  // DHT: one or more tables of 1 + 16 + Σcounts bytes
+      const uint8_t* p = d + i + 4;
+      size_t left = len - 2;
+      while (left > 0) {
+        QVL_CHECK(left >= 17, "image '%s': corrupt JPEG (short Huffman table)", file);
+        size_t codes = 0;
+        for (int k = 1; k <= 16; ++k) codes += p[k];
+        QVL_CHECK(codes <= 256 && 17 + codes <= left && (p[0] & 0x0F) <= 3 && (p[0] >> 4) <= 1,
+                  "image '%s': corrupt JPEG (bad Huffman table)", file);
+        p += 17 + codes;
+        left -= 17 + codes;
+      }
+    }
+    sos |= m == 0xDA;
+    i += 2 + len;
+  }
+  QVL_CHECK(sos && eoi, "image '%s': truncated JPEG (no end-of-image marker after the image data)",
+            file);
 }
 
 uint32_t le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t(p[3]) << 24); }
@@ -110,6 +135,46 @@ void check_bmp_complete(const uint8_t* d, size_t n, const std::string& name) {
   int64_t need = int64_t(offset) + stride * std::llabs(h);
   QVL_CHECK(int64_t(n) >= need, "image '%s': truncated BMP (%zu bytes, pixel data needs %lld)",
             name.c_str(), n, (long long)need);
+}
+
+// PIL keeps a GIF's first frame in palette mode, so convert("RGB") shows a
+// transparent pixel as its palette colour; stb returns it with alpha 0 and
+// RGB 0. Returns that colour (from the frame's local or the global table),
+// or false when the first frame declares no transparency.
+bool gif_transparent_color(const uint8_t* d, size_t n, uint8_t rgb[3]) {
+  if (n < 13) return false;
+  size_t i = 13;
+  size_t gct = (d[10] & 0x80) ? 3u << ((d[10] & 7) + 1) : 0;
+  const uint8_t* global = d + 13;
+  if (i + gct > n) return false;
+  i += gct;
+  int tindex = -1;
+  while (i < n) {
+    if (d[i] == 0x21) {  // extension: label, then sub-blocks
+      if (i + 2 > n) return false;
+      const uint8_t label = d[i + 1];
+      if (label == 0xF9 && i + 7 <= n && d[i + 2] == 4) tindex = (d[i + 3] & 1) ? d[i + 6] : -1;
+      i += 2;
+      while (i < n && d[i] != 0) i += 1 + d[i];
+      ++i;
+    } else if (d[i] == 0x2C) {  // first image descriptor
+      if (tindex < 0 || i + 10 > n) return false;
+      const uint8_t flags = d[i + 9];
+      const uint8_t* table = global;
+      size_t size = gct;
+      if (flags & 0x80) {
+        table = d + i + 10;
+        size = 3u << ((flags & 7) + 1);
+        if (i + 10 + size > n) return false;
+      }
+      if (size_t(tindex) * 3 + 3 > size) return false;
+      std::memcpy(rgb, table + tindex * 3, 3);
+      return true;
+    } else {
+      return false;
+    }
+  }
+  return false;
 }
 
 uint16_t rd16(const uint8_t* p, bool le) { return le ? p[0] | (p[1] << 8) : (p[0] << 8) | p[1]; }
@@ -198,10 +263,15 @@ Image apply_orientation(Image in, int o) {
   return out;
 }
 
-// stb's last failure text; some stb paths fail without setting one.
-const char* stb_reason() {
+// stb's last failure text, made printable (stb embeds unknown PNG chunk
+// type bytes in it); some stb paths fail without setting one.
+std::string stb_reason_text() {
   const char* r = stbi_failure_reason();
-  return (r && *r) ? r : "truncated or invalid data";
+  if (!r || !*r) return "truncated or invalid data";
+  std::string s(r);
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '?';
+  return s;
 }
 
 void check_dimensions(int w, int h, const std::string& name) {
@@ -226,13 +296,13 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
   if (fmt == Format::PNG && size >= 24)  // IHDR width / height (stb only says "corrupt")
     check_dimensions(int(std::min<uint32_t>(rd32(data + 16, false), 1u << 30)),
                      int(std::min<uint32_t>(rd32(data + 20, false), 1u << 30)), name);
+  if (fmt == Format::JPEG) check_jpeg_structure(data, size, name);
   const int len = int(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
     throw_error(strfmt("image '%s': corrupt or unreadable %s file (%s)", name.c_str(),
-                       format_name(fmt), stb_reason()));
+                       format_name(fmt), stb_reason_text().c_str()));
   check_dimensions(w, h, name);
-  if (fmt == Format::JPEG) check_jpeg_complete(data, size, name);
   if (fmt == Format::BMP) check_bmp_complete(data, size, name);
 
   Image img;
@@ -243,7 +313,7 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
         stbi_load_16_from_memory(data, len, &w, &h, &comp, 1), &stbi_image_free);
     if (!px)
       throw_error(strfmt("image '%s': corrupt %s file (%s)", name.c_str(), format_name(fmt),
-                         stb_reason()));
+                         stb_reason_text().c_str()));
     img.width = w;
     img.height = h;
     img.rgb.resize(size_t(w) * h * 3);
@@ -251,13 +321,28 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
       uint8_t v = uint8_t(std::min<int>(px.get()[i], 255));
       img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = v;
     }
+  } else if (fmt == Format::GIF) {
+    std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(data, len, &w, &h, &comp, 4),
+                                                 &stbi_image_free);
+    if (!px)
+      throw_error(strfmt("image '%s': corrupt GIF file (%s)", name.c_str(),
+                         stb_reason_text().c_str()));
+    uint8_t clear[3] = {0, 0, 0};
+    gif_transparent_color(data, size, clear);
+    img.width = w;
+    img.height = h;
+    img.rgb.resize(size_t(w) * h * 3);
+    for (size_t i = 0; i < size_t(w) * h; ++i) {
+      const uint8_t* p = px.get() + 4 * i;
+      std::memcpy(&img.rgb[3 * i], p[3] ? p : clear, 3);
+    }
   } else {
     // stb drops alpha and replicates gray for req_comp = 3; 16-bit → v >> 8.
     std::unique_ptr<stbi_uc, void (*)(void*)> px(stbi_load_from_memory(data, len, &w, &h, &comp, 3),
                                                  &stbi_image_free);
     if (!px)
       throw_error(strfmt("image '%s': corrupt %s file (%s)", name.c_str(), format_name(fmt),
-                         stb_reason()));
+                         stb_reason_text().c_str()));
     img.width = w;
     img.height = h;
     img.rgb.assign(px.get(), px.get() + size_t(w) * h * 3);

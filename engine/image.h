@@ -16,8 +16,10 @@
 //   - 16-bit grayscale PNG → min(v, 255): PIL opens it as mode "I" and its
 //     I → RGB conversion clips (so a full-range 16-bit gray image becomes
 //     mostly white, exactly as in HF).
-//   - JPEG EXIF orientation is applied (transformers.image_utils.load_image
-//     calls PIL.ImageOps.exif_transpose).
+//   - GIF: first frame; a transparent palette index shows its palette colour
+//     (PIL keeps frame 0 in palette mode, convert("RGB") ignores transparency);
+//   - EXIF orientation (JPEG APP1, PNG eXIf) is applied: transformers'
+//     image_utils.load_image calls PIL.ImageOps.exif_transpose.
 // Formats (stb_image): PNG, JPEG (baseline + progressive), BMP, GIF (first
 // frame), TGA (by .tga extension: it has no signature), PNM. JPEG pixels differ
 // from PIL's libjpeg-turbo by a few LSB (different IDCT / chroma upsampling).
@@ -81,7 +83,8 @@ struct PatchGrid {
 struct PreprocessedImage {
   PatchGrid grid;
   int resized_w = 0, resized_h = 0;
-  int row_len = 0;            // 3 * temporal * patch * patch (1536 for Qwen3-VL)
+  int row_len = 0;            // 3 * temporal * patch * patch (1536 for Qwen3-VL);
+                              // 3 * patch * patch with single_frame
   std::vector<float> pixels;  // [t*h*w, row_len], rows in merge-block order
   int64_t rows() const { return int64_t(grid.t) * grid.h * grid.w; }
   // <|image_pad|> tokens this image occupies: t*h*w / merge².
@@ -91,9 +94,15 @@ struct PreprocessedImage {
 // The full recipe above from decoded RGB. Row layout (spec §6.4): row
 // (((gt*H2 + bh)*W2 + bw)*m + ih)*m + iw, column ((c*T + tt)*P + y)*P + x,
 // pixel (y_img, x_img) = ((bh*m + ih)*P + y, (bw*m + iw)*P + x).
-PreprocessedImage preprocess_image(const Image& img, const PreprocessorConfig& cfg);
+// single_frame = true skips the temporal duplication: rows are [3*P*P]
+// (column (c*P + y)*P + x), half the memory; a consumer then multiplies with
+// the patch-embedding weight summed over its temporal axis (exactly
+// equivalent, since every temporal copy of an image frame is identical).
+PreprocessedImage preprocess_image(const Image& img, const PreprocessorConfig& cfg,
+                                   bool single_frame = false);
 // Only the patchify + normalize step on an image already at a multiple of
 // patch·merge (used by preprocess_image; exposed for tests).
-PreprocessedImage patchify_image(const Image& resized, const PreprocessorConfig& cfg);
+PreprocessedImage patchify_image(const Image& resized, const PreprocessorConfig& cfg,
+                                 bool single_frame = false);
 
 }  // namespace qvl

@@ -7,18 +7,25 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "engine/image.h"
 #include "kernels/base.h"
 
 // The reference (Pillow, built without FMA) evaluates the cubic and the
 // coefficient sums with separate multiplies and adds; keep it that way.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 namespace qvl {
 namespace {
 
 constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's PRECISION_BITS
+constexpr int64_t kParallelMin = 1 << 18;   // output pixels below which threads cost more
 
 // Cubic convolution kernel, a = −0.5 (Keys), support 2.
 double cubic(double x) {
@@ -90,7 +97,7 @@ inline uint8_t clip8_double(double v) {
 template <bool kFixed>
 void resample_rows(const uint8_t* src, int src_w, int row0, int rows, const Taps& t, int out_w,
                    uint8_t* dst) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(rows) * out_w > kParallelMin)
   for (int y = 0; y < rows; ++y) {
     const uint8_t* s = src + (size_t(row0) + y) * src_w * 3;
     uint8_t* d = dst + size_t(y) * out_w * 3;
@@ -123,25 +130,29 @@ void resample_rows(const uint8_t* src, int src_w, int row0, int rows, const Taps
 }
 
 // Vertical pass: src [*, w, 3] (row r = source row row0 + r) → dst [out_h, w, 3].
+// Accumulates whole rows (tap-major) so the inner loop is contiguous.
 template <bool kFixed>
 void resample_cols(const uint8_t* src, int w, int row0, const Taps& t, int out_h, uint8_t* dst) {
   const int row_len = w * 3;
-#pragma omp parallel for schedule(static)
-  for (int y = 0; y < out_h; ++y) {
-    const int lo = t.start[y] - row0, n = t.count[y];
-    const size_t kofs = size_t(y) * t.ksize;
-    uint8_t* d = dst + size_t(y) * row_len;
-    for (int c = 0; c < row_len; ++c) {
-      if constexpr (kFixed) {
-        const int32_t* k = &t.wq[kofs];
-        int32_t acc = 1 << (kPrecisionBits - 1);
-        for (int i = 0; i < n; ++i) acc += src[size_t(lo + i) * row_len + c] * k[i];
-        d[c] = clip8_fixed(acc);
-      } else {
-        const double* k = &t.w[kofs];
-        double acc = 0;
-        for (int i = 0; i < n; ++i) acc += src[size_t(lo + i) * row_len + c] * k[i];
-        d[c] = clip8_double(acc);
+  using Acc = std::conditional_t<kFixed, int32_t, double>;
+#pragma omp parallel if (int64_t(out_h) * w > kParallelMin)
+  {
+    std::vector<Acc> acc(row_len);
+#pragma omp for schedule(static)
+    for (int y = 0; y < out_h; ++y) {
+      const int lo = t.start[y] - row0, n = t.count[y];
+      const size_t kofs = size_t(y) * t.ksize;
+      std::fill(acc.begin(), acc.end(), kFixed ? Acc(1 << (kPrecisionBits - 1)) : Acc(0));
+      for (int i = 0; i < n; ++i) {
+        const uint8_t* s = src + size_t(lo + i) * row_len;
+        const Acc k = kFixed ? Acc(t.wq[kofs + i]) : Acc(t.w[kofs + i]);
+        Acc* a = acc.data();
+        for (int c = 0; c < row_len; ++c) a[c] += Acc(s[c]) * k;
+      }
+      uint8_t* d = dst + size_t(y) * row_len;
+      for (int c = 0; c < row_len; ++c) {
+        if constexpr (kFixed) d[c] = clip8_fixed(acc[c]);
+        else d[c] = clip8_double(acc[c]);
       }
     }
   }
@@ -225,10 +236,11 @@ std::pair<int, int> smart_resize(int height, int width, int factor, int64_t min_
   return {int(h_bar), int(w_bar)};
 }
 
-PreprocessedImage patchify_image(const Image& img, const PreprocessorConfig& cfg) {
-  const int P = cfg.patch, m = cfg.merge, T = cfg.temporal_patch;
-  QVL_CHECK(P > 0 && m > 0 && T > 0, "preprocessor config: bad patch %d / merge %d / temporal %d",
-            P, m, T);
+PreprocessedImage patchify_image(const Image& img, const PreprocessorConfig& cfg,
+                                 bool single_frame) {
+  const int P = cfg.patch, m = cfg.merge, T = single_frame ? 1 : cfg.temporal_patch;
+  QVL_CHECK(P > 0 && m > 0 && cfg.temporal_patch > 0,
+            "preprocessor config: bad patch %d / merge %d / temporal %d", P, m, cfg.temporal_patch);
   QVL_CHECK(img.width % (P * m) == 0 && img.height % (P * m) == 0,
             "patchify: image %dx%d is not a multiple of patch*merge = %d", img.width, img.height,
             P * m);
@@ -255,7 +267,7 @@ PreprocessedImage patchify_image(const Image& img, const PreprocessorConfig& cfg
   out.pixels.resize(size_t(rows) * out.row_len);
   const int W = img.width;
   const uint8_t* rgb = img.rgb.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * P * P > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const int iw = int(r % m), ih = int(r / m % m);
     const int bw = int(r / (m * m) % W2), bh = int(r / (int64_t(m) * m * W2) % H2);
@@ -276,11 +288,14 @@ PreprocessedImage patchify_image(const Image& img, const PreprocessorConfig& cfg
   return out;
 }
 
-PreprocessedImage preprocess_image(const Image& img, const PreprocessorConfig& cfg) {
+PreprocessedImage preprocess_image(const Image& img, const PreprocessorConfig& cfg,
+                                   bool single_frame) {
+  QVL_CHECK(cfg.patch > 0 && cfg.merge > 0, "preprocessor config: bad patch %d / merge %d",
+            cfg.patch, cfg.merge);
   auto [h, w] = smart_resize(img.height, img.width, cfg.patch * cfg.merge, cfg.min_pixels,
                              cfg.max_pixels);
-  if (h == img.height && w == img.width) return patchify_image(img, cfg);
-  return patchify_image(resize_bicubic(img, w, h), cfg);
+  if (h == img.height && w == img.width) return patchify_image(img, cfg, single_frame);
+  return patchify_image(resize_bicubic(img, w, h), cfg, single_frame);
 }
 
 }  // namespace qvl

@@ -36,8 +36,16 @@ inline void split_range(int64_t n, int parts, int i, int64_t align, int64_t* beg
 }
 
 #if defined(__AVX512F__)
-// Horizontal sum of 16 floats.
-inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+// Horizontal sum of 16 floats (by value; GCC's _mm512_reduce_add_ps can make
+// accumulator arrays live in memory).
+inline float hsum(__m512 v) {
+  __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  b = _mm_add_ss(b, _mm_movehdup_ps(b));
+  return _mm_cvtss_f32(b);
+}
 #endif
 
 #if defined(__AVX2__)

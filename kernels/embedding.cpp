@@ -146,7 +146,7 @@ void embedding_gather(const EmbeddingTable& t, const int64_t* ids, int64_t n, fl
         _mm512_storeu_ps(o + h, f);
       }
 #endif
-      for (; h < t.H; ++h) o[h] = float_value(t, v * t.H + h);
+      for (; h < t.H; ++h) o[h] = t.dtype == DType::F16 ? f16_to_f32(src[h]) : bf16_to_f32(src[h]);
     } else {
       gather_quant_row(t, v, o);
     }

@@ -2,14 +2,15 @@
 // dispatch of linear() on weight kind and M:
 //   * M <= kGemvRows: streaming GEMV, threaded over N, weights read once,
 //     converted in registers (vcvtph2ps / bf16 shift);
-//   * larger M: fp32 GEMM (OpenBLAS); F16/BF16 panels of W are converted to
-//     fp32 first ([Np, K] or [K, Np] buffers), then multiplied.
+//   * larger M: the fp32 GEMM engine (gemm.h); F16/BF16 weights are converted
+//     to fp32 while the engine packs its B panels.
 // Quantized kinds live in linear_q.cpp.
 #include <cstring>
 #include <vector>
 
 #include "kernels/base.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 
 namespace qvl {
@@ -144,25 +145,58 @@ void convert_span(const typename Tag::T* src, int64_t count, float* dst) {
   for (; i < count; ++i) dst[i] = load1<Tag>(src + i);
 }
 
-// Half-precision weight, M large: convert panels of W to fp32, then sgemm.
+// B packer for F16/BF16 weights: converts while packing ([N,K] or [K,N]).
 template <class Tag>
-void gemm_half(const float* X, int64_t M, const LinearWeight& W, float* Y) {
-  const auto* w = static_cast<const typename Tag::T*>(W.data);
-  const int64_t K = W.K, N = W.N;
-  const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * K) / 16 * 16));
-  Buffer<float> panel(np * K);
-  for (int64_t n0 = 0; n0 < N; n0 += np) {
-    int64_t nn = std::min(np, N - n0);
-    if (!W.transposed) {
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < nn; ++r) convert_span<Tag>(w + (n0 + r) * K, K, panel.data() + r * K);
-      gemm_f32(M, nn, K, X, K, panel.data(), K, true, Y + n0, N);
-    } else {
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < K; ++k) convert_span<Tag>(w + k * N + n0, nn, panel.data() + k * nn);
-      gemm_f32(M, nn, K, X, K, panel.data(), nn, false, Y + n0, N);
+struct PackHalf : gemm::BPacker {
+  const uint16_t* w;
+  int64_t N, K;
+  bool transposed;
+  PackHalf(const uint16_t* w_, int64_t N_, int64_t K_, bool t) : w(w_), N(N_), K(K_), transposed(t) {}
+  void pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const override {
+    constexpr int NR = gemm::kNR;
+    if (transposed) {  // row k holds columns n contiguously
+      for (int k = 0; k < kc; ++k) {
+        const uint16_t* src = w + (k0 + k) * N + n0;
+        float* d = dst + k * NR;
+        if (nr == NR) {
+          convert_span<Tag>(src, NR, d);
+        } else {
+          convert_span<Tag>(src, nr, d);
+          for (int j = nr; j < NR; ++j) d[j] = 0.f;
+        }
+      }
+      return;
+    }
+    float tmp[gemm::kKC];
+    for (int j = 0; j < NR; ++j) {
+      if (j < nr) convert_span<Tag>(w + (n0 + j) * K + k0, kc, tmp);
+      for (int k = 0; k < kc; ++k) dst[k * NR + j] = j < nr ? tmp[k] : 0.f;
     }
   }
+};
+
+// Half-precision weight, M large: the GEMM engine converts B while packing.
+template <class Tag>
+void gemm_half(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  if (!gemm::available()) {  // convert panels to fp32, multiply with OpenBLAS
+    const auto* w = static_cast<const uint16_t*>(W.data);
+    const int64_t K = W.K, N = W.N;
+    const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * K) / 16 * 16));
+    Buffer<float> panel(np * K);
+    for (int64_t n0 = 0; n0 < N; n0 += np) {
+      int64_t nn = std::min(np, N - n0);
+      if (!W.transposed) {
+        for (int64_t r = 0; r < nn; ++r) convert_span<Tag>(w + (n0 + r) * K, K, panel.data() + r * K);
+        gemm_f32(M, nn, K, X, K, panel.data(), K, true, Y + n0, N);
+      } else {
+        for (int64_t k = 0; k < K; ++k) convert_span<Tag>(w + k * N + n0, nn, panel.data() + k * nn);
+        gemm_f32(M, nn, K, X, K, panel.data(), nn, false, Y + n0, N);
+      }
+    }
+    return;
+  }
+  PackHalf<Tag> pb(static_cast<const uint16_t*>(W.data), W.N, W.K, W.transposed);
+  gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
 }
 
 void add_bias(const float* bias, int64_t M, int64_t N, float* Y) {

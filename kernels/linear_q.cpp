@@ -3,14 +3,15 @@
 //     once, unpacked in registers and FMA'd with the activation chunk; the zero
 //     point is folded out:  Σ_k (q−zp)·s·x = s·(Σ q·x − zp·Σ x), Σ x per block
 //     precomputed once per activation row.
-//   * larger M (prefill): panels of W are dequantized to fp32 (L2-sized) and
-//     multiplied with gemm_f32.
+//   * larger M (prefill): the fp32 GEMM engine (gemm.h) dequantizes W blocks
+//     while packing its B panels.
 // Activations are copied zero-padded to Kp = kb·block so padded weight tails
 // contribute nothing.
 #include <cstring>
 
 #include "kernels/base.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/quant.h"
 
@@ -62,59 +63,78 @@ inline __m512 q8x16(const uint8_t* p) {
 }
 #endif
 
-// Σ_j q[j]·x[j] over one block for MR activation rows (x rows Kp apart).
-template <int MR>
-inline void block_dot(const uint8_t* q, int bits, int bs, const float* x, int64_t Kp,
-                      float* dot) {
-  int j = 0;
-#if defined(__AVX512F__)
-  __m512 acc[MR];
-  for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
-  if (bits == 4) {
-    for (; j + 32 <= bs; j += 32) {
-      __m512 a, b;
-      q4x32(q + j / 2, &a, &b);
-      for (int m = 0; m < MR; ++m) {
-        acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
-        acc[m] = _mm512_fmadd_ps(b, _mm512_loadu_ps(x + m * Kp + j + 16), acc[m]);
-      }
-    }
-    for (; j + 16 <= bs; j += 16) {
-      __m512 a = q4x16(q + j / 2);
-      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
-    }
-  } else {
-    for (; j + 16 <= bs; j += 16) {
-      __m512 a = q8x16(q + j);
-      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * Kp + j), acc[m]);
-    }
-  }
-  for (int m = 0; m < MR; ++m) dot[m] = _mm512_reduce_add_ps(acc[m]);
-#else
-  for (int m = 0; m < MR; ++m) dot[m] = 0.f;
-#endif
-  for (; j < bs; ++j) {
-    int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
-    for (int m = 0; m < MR; ++m) dot[m] += (float)v * x[m * Kp + j];
-  }
+// Row-level helpers hoisted out of the block loop.
+struct RowInfo {
+  const uint8_t* q;   // row bytes [kb, blob]
+  const uint8_t* zp;  // row zero points or null
+};
+
+inline int zp_of(const LinearWeight& W, const uint8_t* zr, int64_t b) {
+  if (!zr) return 1 << (W.bits - 1);
+  return W.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
 }
 
+// y[m, n] for rows n in [n0, n1): per block Σ q·x accumulated in vector lanes,
+// scaled by s_b without a horizontal sum; the zero-point term s_b·zp_b·Σx_b is
+// a scalar per block.
 template <int MR>
 void gemv_q_rows(const PaddedX& px, const LinearWeight& W, int64_t n0, int64_t n1, float* Y) {
   const int bs = W.block_size, bits = W.bits;
-  const int64_t kb = px.kb, blob = quant::blob_bytes(W);
+  const int64_t kb = px.kb, blob = quant::blob_bytes(W), zrb = quant::zp_row_bytes(W);
   const auto* B = static_cast<const uint8_t*>(W.data);
+  const float* xb = px.x.data();
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = B + n * kb * blob;
-    float acc[MR] = {};
+    const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
+    float corr[MR] = {}, tail[MR] = {};
+#if defined(__AVX512F__)
+    __m512 acc[MR];
+    for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
+#endif
     for (int64_t b = 0; b < kb; ++b) {
-      float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
-      float zp = (float)quant::zero_point(W, n, b);
-      float dot[MR];
-      block_dot<MR>(row + b * blob, bits, bs, px.x.data() + b * bs, px.Kp, dot);
-      for (int m = 0; m < MR; ++m) acc[m] += s * (dot[m] - zp * px.xs[m * kb + b]);
+      const float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
+      const float szp = s * (float)zp_of(W, zr, b);
+      for (int m = 0; m < MR; ++m) corr[m] += szp * px.xs[m * kb + b];
+      const uint8_t* q = row + b * blob;
+      const float* x = xb + b * bs;
+      int j = 0;
+#if defined(__AVX512F__)
+      __m512 blk[MR];
+      for (int m = 0; m < MR; ++m) blk[m] = _mm512_setzero_ps();
+      if (bits == 4) {
+        for (; j + 32 <= bs; j += 32) {
+          __m512 a, c;
+          q4x32(q + j / 2, &a, &c);
+          for (int m = 0; m < MR; ++m) {
+            blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
+            blk[m] = _mm512_fmadd_ps(c, _mm512_loadu_ps(x + m * px.Kp + j + 16), blk[m]);
+          }
+        }
+        for (; j + 16 <= bs; j += 16) {
+          __m512 a = q4x16(q + j / 2);
+          for (int m = 0; m < MR; ++m) blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
+        }
+      } else {
+        for (; j + 16 <= bs; j += 16) {
+          __m512 a = q8x16(q + j);
+          for (int m = 0; m < MR; ++m) blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
+        }
+      }
+      const __m512 vs = _mm512_set1_ps(s);
+      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(blk[m], vs, acc[m]);
+#endif
+      for (; j < bs; ++j) {
+        int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
+        for (int m = 0; m < MR; ++m) tail[m] += s * (float)v * x[m * px.Kp + j];
+      }
     }
-    for (int m = 0; m < MR; ++m) Y[m * W.N + n] = acc[m] + (W.bias ? W.bias[n] : 0.f);
+    for (int m = 0; m < MR; ++m) {
+      float y = tail[m] - corr[m];
+#if defined(__AVX512F__)
+      y += _mm512_reduce_add_ps(acc[m]);
+#endif
+      Y[m * W.N + n] = y + (W.bias ? W.bias[n] : 0.f);
+    }
   }
 }
 
@@ -128,55 +148,85 @@ void gemv_q(const PaddedX& px, const LinearWeight& W, float* Y) {
   }
 }
 
-// Dequantizes row n into out[0..Kp) (fp32).
-void dequant_row_q(const LinearWeight& W, int64_t n, float* out) {
-  const int bs = W.block_size, bits = W.bits;
-  const int64_t kb = W.k_blocks(), blob = quant::blob_bytes(W);
-  const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * kb * blob;
-  for (int64_t b = 0; b < kb; ++b) {
-    float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
-    float zp = (float)quant::zero_point(W, n, b);
-    const uint8_t* q = row + b * blob;
-    float* o = out + b * bs;
-    int j = 0;
+// B packer for quantized rows: dequantizes the blocks of rows n0..n0+nr that
+// cover [k0, k0+kc) (kc = kKC is a multiple of every block size ≤ 256).
+struct PackQ : gemm::BPacker {
+  const LinearWeight* W;
+  void pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const override {
+    constexpr int NR = gemm::kNR;
+    const int bs = W->block_size, bits = W->bits;
+    const int64_t kb = W->k_blocks(), blob = quant::blob_bytes(*W), zrb = quant::zp_row_bytes(*W);
+    float tmp[gemm::kKC + 256];
+    for (int j = 0; j < NR; ++j) {
+      if (j >= nr) {
+        for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
+        continue;
+      }
+      const int64_t n = n0 + j;
+      const uint8_t* row = static_cast<const uint8_t*>(W->data) + n * kb * blob;
+      const uint8_t* zr = W->zero_points ? W->zero_points + n * zrb : nullptr;
+      for (int64_t b = k0 / bs; b * bs < k0 + kc; ++b) {
+        const float s = quant::load_scale(W->scales, W->scale_dtype, n * kb + b);
+        const float zp = (float)zp_of(*W, zr, b);
+        const uint8_t* q = row + b * blob;
+        float* o = tmp + (b * bs - k0);
+        int i = 0;
 #if defined(__AVX512F__)
-    __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
-    for (; j + 16 <= bs; j += 16) {
-      __m512 v = bits == 4 ? q4x16(q + j / 2) : q8x16(q + j);
-      _mm512_storeu_ps(o + j, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
-    }
+        const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
+        for (; i + 16 <= bs; i += 16) {
+          __m512 v = bits == 4 ? q4x16(q + i / 2) : q8x16(q + i);
+          _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
+        }
 #endif
-    for (; j < bs; ++j) {
-      int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
-      o[j] = ((float)v - zp) * s;
+        for (; i < bs; ++i) {
+          int v = bits == 4 ? (q[i >> 1] >> ((i & 1) * 4)) & 0xf : q[i];
+          o[i] = ((float)v - zp) * s;
+        }
+      }
+      for (int k = 0; k < kc; ++k) dst[k * NR + j] = tmp[k];
     }
   }
-}
+};
 
-// Prefill: dequantize ~2 MB panels of W and multiply with OpenBLAS.
-void gemm_q_panels(const float* X, int64_t M, const LinearWeight& W, float* Y) {
-  const int64_t K = W.K, N = W.N, Kp = W.k_blocks() * W.block_size;
-  const int64_t np = std::max<int64_t>(16, std::min<int64_t>(N, (int64_t)(2 << 20) / (4 * Kp) / 16 * 16));
-  Buffer<float> panel(np * Kp);
-  for (int64_t n0 = 0; n0 < N; n0 += np) {
-    int64_t nn = std::min(np, N - n0);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nn; ++r) dequant_row_q(W, n0 + r, panel.data() + r * Kp);
-    gemm_f32(M, nn, K, X, K, panel.data(), Kp, true, Y + n0, N);
-  }
+// Prefill with fp32 activations: the GEMM engine dequantizes W while packing.
+void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  PackQ pb;
+  pb.W = &W;
+  gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
   if (W.bias) {
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) Y[m * N + n] += W.bias[n];
+      for (int64_t n = 0; n < W.N; ++n) Y[m * W.N + n] += W.bias[n];
   }
 }
 
 }  // namespace
 
+bool linear_qi8_available();                                                // linear_qi8.cpp
+void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_qi8.cpp
+
+static QuantCompute g_quant_compute = QuantCompute::Int8;
+
+void set_quant_compute(QuantCompute mode) { g_quant_compute = mode; }
+QuantCompute quant_compute() {
+  return linear_qi8_available() ? g_quant_compute : QuantCompute::F32;
+}
+
 void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y) {
-  QVL_ASSERT((W.bits == 4 || W.bits == 8) && W.block_size > 0);
+  linear_quant(X, M, W, Y, g_quant_compute);
+}
+
+void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, QuantCompute mode) {
+  QVL_CHECK((W.bits == 4 || W.bits == 8) && W.block_size >= 16 && (W.block_size & (W.block_size - 1)) == 0,
+            "quantized linear: unsupported bits %d / block_size %d (need 4|8, power of two >= 16)",
+            W.bits, W.block_size);
+  if (M <= 0 || W.N <= 0) return;
+  if (mode == QuantCompute::Int8 && linear_qi8_available()) {
+    linear_qi8(X, M, W, Y);
+    return;
+  }
   if (M > 4) {
-    gemm_q_panels(X, M, W, Y);
+    gemm_q_f32(X, M, W, Y);
     return;
   }
   PaddedX px;

@@ -1,11 +1,12 @@
 // Scalar references of the linear layer (element-wise dequantization, double
 // accumulation), dequantize_row, LinearWeight::bytes and the fp32 GEMM helper
-// (OpenBLAS).
+// (own AVX-512 engine in gemm.cpp, OpenBLAS when that is not compiled in).
 #include <cblas.h>
 
 #include <vector>
 
 #include "kernels/base.h"
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "kernels/quant.h"
 
@@ -65,6 +66,15 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
   if (K <= 0) {
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = beta == 0.f ? 0.f : C[m * ldc + n] * beta;
+    return;
+  }
+  if (gemm::available()) {
+    // qvl's AVX-512 engine (OpenBLAS is the fallback for non-AVX-512 builds).
+    if (beta != 0.f && beta != 1.f)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) C[m * ldc + n] *= beta;
+    gemm::PackF32 pb(B, ldb, transB);
+    gemm::sgemm(M, N, K, A, lda, pb, C, ldc, beta != 0.f);
     return;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (blasint)M,

@@ -252,7 +252,7 @@ void TextModel::mlp_block(int l, int64_t S) {
 // After layer l: x[rows[j]] += features[l][j].
 void TextModel::deepstack_inject(int l, int64_t S, const Deepstack& ds, TensorObserver* obs) {
   const int64_t H = cfg_.hidden;
-  QVL_ZONE("vision.deepstack", l, (double)ds.rows.size() * H, 8.0 * ds.rows.size() * H);
+  QVL_ZONE("text.deepstack", l, (double)ds.rows.size() * H, 8.0 * ds.rows.size() * H);
   const float* f = ds.features[l];
   for (size_t j = 0; j < ds.rows.size(); ++j) add_inplace(x_.data() + ds.rows[j] * H, f + j * H, H);
   notify(obs, strfmt("text.layer.%d.plus_deepstack", l), x_.data(), {S, H});

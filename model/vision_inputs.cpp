@@ -102,16 +102,16 @@ VisionGridInputs make_vision_inputs(const std::vector<Grid3>& grids, int grid_si
   return in;
 }
 
-void blend_pos_embeds(const float* rows, const float* weight, int64_t N, int64_t H, float* out) {
+void blend_pos_corner(const float* rows, const float* weight, int64_t N, int64_t H, bool first, float* out) {
   for (int64_t n = 0; n < N; ++n) {
     float* o = out + n * H;
-    const float w0 = weight[n], w1 = weight[N + n], w2 = weight[2 * N + n], w3 = weight[3 * N + n];
-    const float* r0 = rows + (0 * N + n) * H;
-    const float* r1 = rows + (1 * N + n) * H;
-    const float* r2 = rows + (2 * N + n) * H;
-    const float* r3 = rows + (3 * N + n) * H;
-    // HF sums the four weighted corners left to right.
-    for (int64_t j = 0; j < H; ++j) o[j] = ((r0[j] * w0 + r1[j] * w1) + r2[j] * w2) + r3[j] * w3;
+    const float* r = rows + n * H;
+    const float w = weight[n];
+    if (first) {
+      for (int64_t j = 0; j < H; ++j) o[j] = r[j] * w;
+    } else {
+      for (int64_t j = 0; j < H; ++j) o[j] += r[j] * w;
+    }
   }
 }
 

@@ -18,8 +18,6 @@
 
 namespace qvl {
 
-
-
 struct VisionGridInputs {
   int64_t N = 0;                    // Σ t·h·w patches
   std::vector<int64_t> pos_idx;     // [4, N] rows of the G×G table per corner
@@ -36,8 +34,9 @@ VisionGridInputs make_vision_inputs(const std::vector<Grid3>& grids, int grid_si
 // recognise the grid a traced vision graph was exported for.
 std::vector<int64_t> pos_corners_row_major(int64_t h, int64_t w, int grid_side);
 
-// out[n, :] = Σ_c weight[c, n] · table[idx[c, n], :]  (corner rows gathered
-// beforehand into rows [4, N, H]).
-void blend_pos_embeds(const float* rows, const float* weight, int64_t N, int64_t H, float* out);
+// One corner of the bilinear blend: out[n, :] (=, or += when !first) weight[n] · rows[n, :],
+// rows [N, H] = the table rows of that corner. Calling it for corners 0..3 in order
+// sums ((c0 + c1) + c2) + c3 like the reference.
+void blend_pos_corner(const float* rows, const float* weight, int64_t N, int64_t H, bool first, float* out);
 
 }  // namespace qvl

@@ -265,7 +265,7 @@ void VisionModel::encode(const float* pixels, const std::vector<Grid3>& grids, s
   const int64_t N = in.N, H = c.hidden, M = N / group, O = c.out_hidden, Dv = c.hidden / c.heads;
   VisionScratch s;
   s.x.resize(N * H);
-  s.a.resize(std::max<int64_t>(4 * N * H, N * H));  // also the [4N, H] gathered pos-table corners
+  s.a.resize(N * H);
   s.qkv.resize(3 * N * H);
   s.att.resize(N * H);
   s.mlp.resize(std::max<int64_t>(N * c.intermediate, M * group * H));
@@ -275,8 +275,10 @@ void VisionModel::encode(const float* pixels, const std::vector<Grid3>& grids, s
     QVL_ZONE("vision.patch_embed", -1, lin_flops(N, g.patch), lin_bytes(N, g.patch));
     linear(pixels, N, g.patch, s.x.data());
     notify(obs, "vision.patch_embed", s.x.data(), {N, H});
-    embedding_gather(g.pos, in.pos_idx.data(), 4 * N, s.a.data());
-    blend_pos_embeds(s.a.data(), in.pos_weight.data(), N, H, s.att.data());
+    for (int c = 0; c < 4; ++c) {  // gather one corner's table rows, blend into att
+      embedding_gather(g.pos, in.pos_idx.data() + c * N, N, s.a.data());
+      blend_pos_corner(s.a.data(), in.pos_weight.data() + c * N, N, H, c == 0, s.att.data());
+    }
     notify(obs, "vision.pos_embeds", s.att.data(), {N, H});
     add_inplace(s.x.data(), s.att.data(), N * H);
     notify(obs, "vision.patch_embed_pos", s.x.data(), {N, H});

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # Bad-input and sharding checks of tools/qvl-convert, on checkpoints derived from
 # tests/data/qwen3vl-a inside WORK_DIR:
-#   - a 2-shard copy (model-0000N-of-00002.safetensors + index) converts to exactly the
-#     same weight bytes as the single-file checkpoint;
+#   - a 2-shard copy (model-0000N-of-00002.safetensors + index) and an all-F32 copy convert
+#     to exactly the same weight bytes as the single-file BF16 checkpoint; an all-F16 copy
+#     converts and reads back as float32(float16 data);
 #   - not a Qwen3-VL config, a missing shard, a tensor with a wrong shape, an unsupported
 #     tensor dtype, a missing tensor, a missing config.json and a bad flag each exit 1 with ONE line on
 #     stderr that names the file/tensor/flag (checked by substring).
@@ -14,8 +15,12 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from qvlconv.safetensors import Checkpoint  # noqa: E402
 GOLDEN = os.path.join(ROOT, "tests", "data", "qwen3vl-a")
 CONVERT = os.path.join(ROOT, "tools", "qvl-convert")
 AUX = ["config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.json",
@@ -107,6 +112,28 @@ def main(argv):
         if a != b:
             fail(f"{f}: sharded checkpoint gives different bytes than the single file")
 
+    # F32 and F16 checkpoints: F32 holds the bf16 values exactly -> same bytes; F16 is read
+    # as float32(float16(value)) (what the reader must return) and converts.
+    bits = lambda raw: np.frombuffer(raw, np.uint16).astype(np.uint32) << 16
+    as_f32 = {k: ("F32", sh, bits(raw).view(np.float32).tobytes()) for k, (dt, sh, raw) in tensors.items()}
+    as_f16 = {k: ("F16", sh, bits(raw).view(np.float32).astype(np.float16).tobytes())
+              for k, (dt, sh, raw) in tensors.items()}
+    make_checkpoint(os.path.join(work, "f32"), as_f32)
+    make_checkpoint(os.path.join(work, "f16"), as_f16)
+    for src in ("f32", "f16"):
+        r = convert([os.path.join(work, src), os.path.join(work, "out_" + src)])
+        if r.returncode != 0:
+            fail(f"converting the {src} checkpoint: {r.stderr.strip()}")
+    for f in ("vision.onnx.data", "embedding.onnx.data", "text.onnx.data"):
+        a, b = (open(os.path.join(work, o, f), "rb").read() for o in ("out_single", "out_f32"))
+        if a != b:
+            fail(f"{f}: F32 checkpoint gives different bytes than the BF16 one")
+    ck = Checkpoint(os.path.join(work, "f16"))
+    for name in ("model.visual.blocks.1.attn.qkv.weight", "model.language_model.layers.2.mlp.down_proj.weight"):
+        want = np.frombuffer(as_f16[name][2], np.float16).astype(np.float32).reshape(as_f16[name][1])
+        if not np.array_equal(ck.load(name), want):
+            fail(f"F16 reader: {name} differs from float32(float16 data)")
+
     msgs = []
     bad = dict(cfg, model_type="llama", architectures=["LlamaForCausalLM"])
     make_checkpoint(os.path.join(work, "not_qwen"), tensors, config=bad)
@@ -143,7 +170,7 @@ def main(argv):
     msgs.append(expect_error("no config", [os.path.join(work, "empty"), os.path.join(work, "o5")], "config.json"))
     msgs.append(expect_error("bad flag", [GOLDEN, os.path.join(work, "o6"), "--block-size", "48"], "block-size"))
     msgs.append(expect_error("no output dir", [GOLDEN], "usage"))
-    print(f"PASS sharded == single file; {len(msgs)} bad inputs rejected with one line, e.g. '{msgs[2]}'")
+    print(f"PASS sharded == single file, F32 == BF16, F16 read exactly; {len(msgs)} bad inputs rejected with one line, e.g. '{msgs[2]}'")
     return 0
 
 

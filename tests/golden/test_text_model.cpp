@@ -158,6 +158,50 @@ TEST_P(TextModelGolden, ConvertedFp32Layout) { check_case(converted("fp32"), Get
 
 INSTANTIATE_TEST_SUITE_P(Cases, TextModelGolden, ::testing::Values("01_text", "02_image", "03_resize"));
 
+// Prefill in two chunks split inside the image (DeepStack rows given relative to each
+// chunk, feature pointers advanced) equals the HF prefill: exercises past > 0 with S > 1.
+TEST(TextModel, ChunkedPrefillMatchesGolden) {
+  const std::string c = "02_image";
+  ModelFiles mf = find_model_files(converted("fp32"));
+  ModelConfig cfg = read_model_config(mf.config_dir);
+  auto tm = TextModel::load(mf, cfg);
+  const std::vector<int64_t> ids = npyi(c, "input_ids.npy"), pos = npyi(c, "position_ids.npy");
+  const std::vector<float> embeds = npyf(c, "inputs_embeds.npy");
+  const int64_t S = (int64_t)ids.size(), H = tm->hidden(), S1 = 40;  // image pads: rows 4..83
+  CaseDeepstack cd = case_deepstack(c, ids, cfg.image_token_id);
+  Deepstack d1, d2;
+  size_t n1 = 0;
+  for (int64_t r : cd.ds.rows) {
+    if (r < S1) ++n1, d1.rows.push_back(r);
+    else d2.rows.push_back(r - S1);
+  }
+  ASSERT_TRUE(n1 > 0 && !d2.rows.empty());
+  for (const float* f : cd.ds.features) {
+    d1.features.push_back(f);
+    d2.features.push_back(f + n1 * H);
+  }
+  KVCache cache = tm->make_cache(S);
+  auto chunk_pos = [&](int64_t a, int64_t n) {
+    std::vector<int64_t> p(3 * n);
+    for (int ax = 0; ax < 3; ++ax) std::copy_n(&pos[ax * S + a], n, &p[ax * n]);
+    return p;
+  };
+  std::vector<float> logits(tm->vocab());
+  tm->forward(embeds.data(), S1, chunk_pos(0, S1).data(), cache, &d1, nullptr, false, nullptr);
+  Recorder rec;
+  tm->forward(embeds.data() + S1 * H, S - S1, chunk_pos(S1, S - S1).data(), cache, &d2, logits.data(), false, &rec);
+  EXPECT_EQ(cache.len, S);
+  EXPECT_TRUE(test::AllClose(logits, npyf(c, "logits_last.npy"), kTolLogits));
+  EXPECT_TRUE(test::AllClose(rec.t["text.layer.3.key"], npyf(c, "prefill_key_3.npy"), kTolHidden));
+  std::vector<float> want = npyf(c, "final_norm.npy");
+  EXPECT_TRUE(test::AllClose(rec.t["text.final_norm"].data(), want.data() + S1 * H, (S - S1) * H, kTolHidden));
+  // truncate + re-run the second chunk reproduces the same logits (chat /reset style).
+  cache.truncate(S1);
+  std::vector<float> again(tm->vocab());
+  tm->forward(embeds.data() + S1 * H, S - S1, chunk_pos(S1, S - S1).data(), cache, &d2, again.data(), false, nullptr);
+  EXPECT_TRUE(test::AllClose(again, logits, 1e-5));
+}
+
 TEST(TextModel, ContextOverflowIsAnError) {
   ModelFiles mf = find_model_files(test::golden_dir() + "/onnx-torch");
   auto tm = TextModel::load(mf, read_model_config(mf.config_dir));

@@ -96,6 +96,45 @@ TEST_P(VisionModelGolden, ConvertedFp32Layout) { check_case(converted_fp32(), Ge
 
 INSTANTIATE_TEST_SUITE_P(Cases, VisionModelGolden, ::testing::Values("02_image", "03_resize"));
 
+// Several items in one call (two images, and a 2-slice video item) give the rows of
+// the items encoded one by one: attention stays inside each segment, position tables
+// and rope rows restart per item / repeat per temporal slice.
+TEST(VisionModel, BatchedItemsEqualSeparateRuns) {
+  ModelFiles mf = find_model_files(converted_fp32());
+  auto vm = VisionModel::load(mf, read_model_config(mf.config_dir));
+  const std::vector<float> a = npyf("02_image", "pixel_values.npy"), b = npyf("03_resize", "pixel_values.npy");
+  const Grid3 ga = case_grids("02_image")[0], gb = case_grids("03_resize")[0];
+  auto run = [&](const std::vector<float>& px, const std::vector<Grid3>& g) {
+    std::vector<float> e;
+    std::vector<std::vector<float>> ds;
+    vm->encode(px.data(), g, &e, &ds, nullptr);
+    for (auto& d : ds) e.insert(e.end(), d.begin(), d.end());
+    return e;
+  };
+  auto split = [](const std::vector<float>& joint, size_t rows_a, size_t rows_b, size_t w) {
+    // joint = [embeds | ds0 | ds1 | ds2], each with rows_a + rows_b rows → per-item blocks
+    std::vector<float> ea, eb;
+    for (int part = 0; part < 4; ++part) {
+      const float* p = joint.data() + part * (rows_a + rows_b) * w;
+      ea.insert(ea.end(), p, p + rows_a * w);
+      eb.insert(eb.end(), p + rows_a * w, p + (rows_a + rows_b) * w);
+    }
+    return std::make_pair(ea, eb);
+  };
+  const size_t w = vm->out_hidden();
+  std::vector<float> ab = a;
+  ab.insert(ab.end(), b.begin(), b.end());
+  auto [ea, eb] = split(run(ab, {ga, gb}), ga.patches() / 4, gb.patches() / 4, w);
+  EXPECT_TRUE(test::AllClose(ea, run(a, {ga}), 1e-5)) << "first image";
+  EXPECT_TRUE(test::AllClose(eb, run(b, {gb}), 1e-5)) << "second image";
+  // Video item (2, 16, 20): slice 0 = image a, slice 1 = a with the patch rows reversed.
+  std::vector<float> a2(a.rbegin(), a.rend()), v = a;
+  v.insert(v.end(), a2.begin(), a2.end());
+  auto [s0, s1] = split(run(v, {{2, ga.h, ga.w}}), ga.patches() / 4, ga.patches() / 4, w);
+  EXPECT_TRUE(test::AllClose(s0, run(a, {ga}), 1e-5)) << "video slice 0";
+  EXPECT_TRUE(test::AllClose(s1, run(a2, {ga}), 1e-5)) << "video slice 1";
+}
+
 // The traced graphs are recognised from their folded constants and refuse other grids.
 TEST(VisionModel, TracedGraphsKnowTheirGrid) {
   ModelFiles mf = find_model_files(test::golden_dir() + "/onnx-torch");

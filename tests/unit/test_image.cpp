@@ -178,6 +178,20 @@ TEST(Preprocess, JpegFileWithinDecoderLsb) {
   EXPECT_GT(pd.cosine, 0.9999);
 }
 
+TEST(Preprocess, SingleFrameIsFirstTemporalCopy) {
+  Image img = load_rgb_npy(case_dir("02_image") + "/image_0_rgb.npy");
+  PreprocessedImage full = preprocess_image(img, golden_config());
+  PreprocessedImage one = preprocess_image(img, golden_config(), /*single_frame=*/true);
+  ASSERT_EQ(one.rows(), full.rows());
+  ASSERT_EQ(one.row_len, 3 * 16 * 16);
+  for (int64_t r = 0; r < full.rows(); ++r)
+    for (int c = 0; c < 3; ++c)
+      for (int t = 0; t < 2; ++t)  // both temporal copies equal the single frame
+        ASSERT_EQ(0, std::memcmp(&full.pixels[size_t(r) * 1536 + (c * 2 + t) * 256],
+                                 &one.pixels[size_t(r) * 768 + c * 256], 256 * sizeof(float)))
+            << "row " << r << " channel " << c << " t " << t;
+}
+
 TEST(Preprocess, PatchLayoutByHand) {
   // 64x64 image whose pixel value encodes its coordinates; check a few rows
   // against the merge-block formula written out independently.
@@ -215,9 +229,12 @@ TEST(Decode, ColourRulesMatchPil) {
   }
 }
 
-TEST(Decode, GifFirstFrame) {
+TEST(Decode, GifFirstFrameAndTransparency) {
   Image got = decode_image(images_dir() + "/anim.gif");
   EXPECT_EQ(byte_diff(got, load_rgb_npy(images_dir() + "/anim_rgb.npy")).max, 0);
+  // Transparent index shows its palette colour (PIL's palette-mode convert).
+  got = decode_image(images_dir() + "/transparent.gif");
+  EXPECT_EQ(byte_diff(got, load_rgb_npy(images_dir() + "/transparent_rgb.npy")).max, 0);
 }
 
 TEST(Decode, ProgressiveJpeg) {

@@ -175,5 +175,69 @@ TEST_F(ImageErrors, ZeroAndAbsurdHeaders) {
   EXPECT_TRUE(FailsWith(dir + "/thin.png", "aspect ratio"));
 }
 
+TEST_F(ImageErrors, OversizedHuffmanTable) {
+  // A DHT declaring more than 256 codes (stb 2.27 would overrun its tables).
+  std::vector<uint8_t> jpg = encoded("jpg");
+  size_t at = 0;
+  for (size_t i = 2; i + 1 < jpg.size() && !at; ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) at = i;
+  ASSERT_GT(at, 0u);
+  for (int k = 0; k < 16; ++k) jpg[at + 5 + k] = 40;  // 16 × 40 = 640 codes
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "bad_dht.jpg", jpg), "bad Huffman table"));
+}
+
+TEST_F(ImageErrors, UnknownPngChunkMessageIsOneLine) {
+  // Critical chunk "A\nBC" after IHDR: stb quotes the type bytes in its reason.
+  std::vector<uint8_t> png = encoded("png");
+  const uint8_t chunk[] = {0, 0, 0, 0, 'A', '\n', 'B', 'C', 0, 0, 0, 0};
+  png.insert(png.begin() + 33, chunk, chunk + sizeof(chunk));
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "odd_chunk.png", png), "PNG"));
+}
+
+// Seeded byte mutations of valid files of every format: each decode either
+// succeeds with a consistent image or throws qvl::Error (run under ASan to
+// catch memory errors in the decoders).
+TEST_F(ImageErrors, MutatedFilesNeverCrash) {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds = {
+      {"m.png", encoded("png")}, {"m.jpg", encoded("jpg")}, {"m.bmp", encoded("bmp")}};
+  for (const char* f : {"anim.gif", "progressive.jpg", "palette_trns.png", "rgb16.png"})
+    seeds.push_back({f, read_bytes(test::data_dir() + "/images/" + f)});
+  std::vector<uint8_t> tga;
+  stbi_write_tga_to_func(
+      [](void* ctx, void* data, int size) {
+        auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+        v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+      },
+      &tga, 16, 8, 3, seeds[0].second.data() + 64);  // any bytes as pixels
+  seeds.push_back({"m.tga", tga});
+  std::mt19937 rng(2024);
+  int ok = 0, errors = 0;
+  for (auto& [name, bytes] : seeds) {
+    ASSERT_GT(bytes.size(), 16u) << name;
+    for (int k = 0; k < 150; ++k) {
+      std::vector<uint8_t> m = bytes;
+      int edits = 1 + int(rng() % 8);
+      for (int e = 0; e < edits; ++e) {
+        size_t at = rng() % m.size();
+        switch (rng() % 3) {
+          case 0: m[at] = uint8_t(rng()); break;
+          case 1: m[at] ^= uint8_t(1u << (rng() % 8)); break;
+          case 2: m.resize(std::max<size_t>(at, 1)); break;
+        }
+      }
+      try {
+        Image img = decode_image_memory(m.data(), m.size(), name);
+        ASSERT_EQ(img.rgb.size(), size_t(img.width) * img.height * 3) << name;
+        ++ok;
+      } catch (const Error& e) {
+        ASSERT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+        ++errors;
+      }
+    }
+  }
+  std::printf("  mutants: %d decoded, %d rejected with qvl::Error\n", ok, errors);
+  EXPECT_GT(errors, 0);
+}
+
 }  // namespace
 }  // namespace qvl

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "test_util.h"
 
@@ -92,23 +93,64 @@ double magnitude(const std::vector<float>& X, int64_t M, const LinearWeight& W) 
   bool q = W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8;
   for (int64_t n = 0; n < W.N; ++n) {
     dequantize_row(W, n, w.data());
+    for (int64_t k = 0; k < W.K; ++k) w[k] = q ? qmag(W, n, k) : std::fabs(w[k]);
     for (int64_t m = 0; m < M; ++m) {
       double s = W.bias ? std::fabs(W.bias[n]) : 0.0;
-      for (int64_t k = 0; k < W.K; ++k)
-        s += (q ? qmag(W, n, k) : std::fabs(w[k])) * std::fabs(X[m * W.K + k]);
+      for (int64_t k = 0; k < W.K; ++k) s += w[k] * std::fabs(X[m * W.K + k]);
       mx = std::max(mx, s);
     }
   }
   return mx;
 }
 
-void check_linear(const LinearWeight& W, int64_t M, uint64_t seed, const char* what) {
+// Per-output bound of the Int8 compute mode: each activation is off by at most
+// dx_b/2 = max|x_block|/254, so |Δy[m,n]| ≤ Σ_b |s_b|·Σ_k |q−zp|·max|x_b|/254,
+// plus fp32 rounding of the same magnitude scale as the F32 path.
+std::vector<double> int8_bounds(const std::vector<float>& X, int64_t M, const LinearWeight& W) {
+  std::vector<double> bound(M * W.N);
+  std::vector<float> w(W.K), qm(W.K);
+  const int bs = W.block_size;
+  for (int64_t n = 0; n < W.N; ++n) {
+    dequantize_row(W, n, w.data());
+    for (int64_t k = 0; k < W.K; ++k) qm[k] = qmag(W, n, k);
+    for (int64_t m = 0; m < M; ++m) {
+      double sum = 0, mag = 0;
+      for (int64_t k0 = 0; k0 < W.K; k0 += bs) {
+        double amax = 0, wabs = 0;
+        for (int64_t k = k0; k < std::min<int64_t>(W.K, k0 + bs); ++k) {
+          amax = std::max(amax, (double)std::fabs(X[m * W.K + k]));
+          wabs += std::fabs(w[k]);
+          mag += qm[k] * std::fabs(X[m * W.K + k]);
+        }
+        sum += wabs * amax / 254.0;
+      }
+      bound[m * W.N + n] = sum * 1.0001 + (W.K + 8) * 2 * kEps * mag * 2;
+    }
+  }
+  return bound;
+}
+
+void check_linear(const LinearWeight& W, int64_t M, uint64_t seed, const std::string& what) {
   std::vector<float> X = test::random_floats(M * W.K, seed);
   std::vector<float> got(M * W.N, NAN), want(M * W.N);
-  linear(X.data(), M, W, got.data());
   linear_ref(X.data(), M, W, want.data());
+  bool q = W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8;
+  if (q) linear_quant(X.data(), M, W, got.data(), QuantCompute::F32);
+  else linear(X.data(), M, W, got.data());
   double tol = (W.K + 8) * 2 * kEps * magnitude(X, M, W);
-  EXPECT_TRUE(test::AllClose(got, want, tol)) << what << " M=" << M << " N=" << W.N << " K=" << W.K;
+  EXPECT_TRUE(test::AllClose(got, want, tol)) << what << " F32 M=" << M << " N=" << W.N << " K=" << W.K;
+  if (!q) return;
+  // Int8 activations: element-wise derived bound; report the worst ratio.
+  linear_quant(X.data(), M, W, got.data(), QuantCompute::Int8);
+  std::vector<double> bound = int8_bounds(X, M, W);
+  double worst = 0;
+  int64_t wi = 0;
+  for (int64_t i = 0; i < M * W.N; ++i) {
+    double r = std::fabs((double)got[i] - want[i]) / bound[i];
+    if (!(r <= worst)) worst = r, wi = i;
+  }
+  EXPECT_LE(worst, 1.0) << what << " Int8 M=" << M << ": worst element " << wi << " got " << got[wi]
+                        << " want " << want[wi] << " bound " << bound[wi];
 }
 
 TEST(KernelsLinear, Q4AllBlockSizesZeroPointsScales) {
@@ -118,8 +160,8 @@ TEST(KernelsLinear, Q4AllBlockSizesZeroPointsScales) {
         for (int64_t M : {1, 3, 17, 64}) {
           int64_t K = bs * 3 + bs / 2 + 3;  // not a multiple of the block: padded
           QWeight q = make_q(4, 37, K, bs, zp, sdt, M == 3, 100 + bs + M);
-          check_linear(q.W, M, 7 + M, (std::string("Q4 bs=") + std::to_string(bs) +
-                                       (zp ? " zp" : " sym") + " " + dtype_name(sdt)).c_str());
+          check_linear(q.W, M, 7 + M, std::string("Q4 bs=") + std::to_string(bs) +
+                                          (zp ? " zp" : " sym") + " " + dtype_name(sdt));
         }
 }
 
@@ -145,7 +187,7 @@ TEST(KernelsLinear, Q4MatchesDequantizeThenGemm) {
     std::vector<float> Wf(W.N * W.K), X = test::random_floats(M * W.K, 9);
     for (int64_t n = 0; n < W.N; ++n) dequantize_row(W, n, Wf.data() + n * W.K);
     std::vector<float> got(M * W.N), want(M * W.N);
-    linear(X.data(), M, W, got.data());
+    linear_quant(X.data(), M, W, got.data(), QuantCompute::F32);
     gemm_f32(M, W.N, W.K, X.data(), W.K, Wf.data(), W.K, true, want.data(), W.N);
     double tol = (W.K + 8) * 4 * kEps * magnitude(X, M, W);
     EXPECT_TRUE(test::AllClose(got, want, tol)) << "M=" << M;
@@ -234,6 +276,33 @@ TEST(KernelsLinear, GemmF32BetaAndTranspose) {
   gemm_f32(M, N, K, A.data(), K, Bt.data(), K, true, C2.data(), N, 0.f);
   for (int64_t i = 0; i < M * N; ++i) C2[i] += C0[i];
   EXPECT_TRUE(test::AllClose(C2, want, (K + 8) * 2 * kEps * (K + 1)));
+}
+
+// The GEMM engine across block boundaries (M > kMC=144, N > kNC=2048 in the
+// threaded split, K > kKC=256), both B layouts, overwrite and accumulate,
+// against a double-precision triple loop. |A|,|B| ≤ 1 so Σ|a·b| ≤ K.
+TEST(KernelsLinear, SgemmEngineBlocksAndLayouts) {
+  struct Shape { int64_t M, N, K; };
+  for (Shape sh : {Shape{1, 1, 1}, Shape{13, 33, 7}, Shape{150, 97, 300}, Shape{37, 2100, 260}})
+    for (bool trans : {false, true})
+      for (bool acc : {false, true}) {
+        const int64_t M = sh.M, N = sh.N, K = sh.K, lda = K + 3, ldb = (trans ? K : N) + 5, ldc = N + 2;
+        auto A = test::random_floats(M * lda, M + N), B = test::random_floats((trans ? N : K) * ldb, K);
+        auto C = test::random_floats(M * ldc, 5);
+        std::vector<float> want(C);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double s = acc ? C[m * ldc + n] : 0.0;
+            for (int64_t k = 0; k < K; ++k)
+              s += (double)A[m * lda + k] * (trans ? B[n * ldb + k] : B[k * ldb + n]);
+            want[m * ldc + n] = (float)s;
+          }
+        gemm::PackF32 pb(B.data(), ldb, trans);
+        gemm::sgemm(M, N, K, A.data(), lda, pb, C.data(), ldc, acc);
+        // Untouched padding columns keep their values on both sides.
+        EXPECT_TRUE(test::AllClose(C, want, (K + 8) * 2 * kEps * (K + 1)))
+            << "M=" << M << " N=" << N << " K=" << K << " trans=" << trans << " acc=" << acc;
+      }
 }
 
 TEST(KernelsLinear, BytesCountsScalesAndZeroPoints) {

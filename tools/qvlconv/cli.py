@@ -6,6 +6,8 @@ import shutil
 import sys
 import time
 
+import numpy as np
+
 from . import ConvertError
 from .config import Dims, check_tensors, load_config, preset_config, text_tensors, vision_tensors
 from .embedding import build_embedding
@@ -97,7 +99,6 @@ class Tracked:
 
 
 def _total_elems(d):
-    import numpy as np
     shapes = list(vision_tensors(d).values()) + list(text_tensors(d).values())
     total = sum(int(np.prod(s)) for s in shapes)
     return total + (d.vocab * d.hidden if d.tied else 0)

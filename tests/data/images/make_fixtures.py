@@ -67,6 +67,13 @@ f1 = Image.fromarray(rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8)).quan
 f0.save("anim.gif", save_all=True, append_images=[f1], duration=100, loop=0)
 save_npy("anim_rgb.npy", pil_rgb("anim.gif"))
 
+# GIF with a transparent palette index: PIL shows that entry's colour
+tr = Image.fromarray(rng.integers(0, 8, size=(6, 9), dtype=np.uint8), "P")
+tr.putpalette([10, 20, 30, 200, 100, 50, 0, 255, 0, 255, 255, 255, 90, 90, 90, 1, 2, 3,
+               250, 0, 250, 7, 77, 177])
+tr.save("transparent.gif", transparency=2)
+save_npy("transparent_rgb.npy", pil_rgb("transparent.gif"))
+
 # progressive JPEG (stb and libjpeg-turbo differ by a few LSB)
 sm = np.zeros((32, 48, 3), np.uint8)
 sm[..., 0] = np.linspace(0, 255, 48)[None, :]

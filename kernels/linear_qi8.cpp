@@ -1,0 +1,315 @@
+// Quantized linear with int8 activations (AVX-512 VNNI), for bits 4 and 8.
+// Math (per output n, activation row m, weight block b of `bs` values):
+//   x ≈ dx_b·xi  with xi = round(x·127/max|x_b|) ∈ [−127, 127]   (per row, per block)
+//   y[m,n] = Σ_b s_b·dx_b·(Σ_k q_k·xi_k) − Σ_b s_b·zp_b·dx_b·(Σ_k xi_k) + bias[n]
+// Σ q·xi uses vpdpbusd (u8 weights × s8 activations, int32 lanes). One 64-byte
+// group of weight bytes covers VG values (128 for 4-bit, 64 for 8-bit); every
+// int32 lane lies inside one block, so its fp32 scale s_b·dx_b is gathered per
+// lane with vpermps. For 4-bit weights the activations are stored in "nibble
+// order" per group (64 even-k bytes, then 64 odd-k bytes) so the low / high
+// nibble vectors multiply them without shuffling the weights.
+// Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
+// MR activation rows); work is split over N between threads.
+#include <cstring>
+
+#include "kernels/base.h"
+#include "kernels/cpu.h"
+#include "kernels/linear.h"
+#include "kernels/quant.h"
+
+namespace qvl {
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__AVX512BW__)
+
+bool linear_qi8_available() { return true; }
+
+namespace {
+
+// Quantized activations: rows of Kg = G·VG int8 (group order), per-block dx and
+// e = dx·Σxi (for the zero-point term); all padded so 16-wide loads stay inside.
+struct QuantX {
+  int64_t M = 0, kb = 0, G = 0, Kg = 0;
+  Buffer<int8_t> xq;  // [M, Kg]
+  Buffer<float> dx;   // [M, kb + 16]
+  Buffer<float> e;    // [M, kb + 16]
+};
+
+struct Geometry {
+  int bs, bits, vg;  // block size, bits, values per 64-byte group
+  int64_t kb, G, row_bytes;
+  int log2_bs, log2_vg;
+  __m512i idx;  // lane → block offset inside the group
+  __mmask64 last_mask;
+  // First block touched by group g (sizes are powers of two).
+  int64_t block0(int64_t g) const { return (g << log2_vg) >> log2_bs; }
+};
+
+Geometry make_geometry(const LinearWeight& W) {
+  Geometry gm;
+  gm.bs = W.block_size;
+  gm.bits = W.bits;
+  gm.vg = W.bits == 4 ? 128 : 64;
+  gm.log2_bs = __builtin_ctz((unsigned)gm.bs);
+  gm.log2_vg = __builtin_ctz((unsigned)gm.vg);
+  gm.kb = W.k_blocks();
+  gm.row_bytes = gm.kb * quant::blob_bytes(W);
+  gm.G = (gm.row_bytes + 63) / 64;
+  const int span = W.bits == 4 ? 8 : 4;  // values per int32 lane
+  alignas(64) int32_t ix[16];
+  for (int l = 0; l < 16; ++l) ix[l] = gm.bs <= gm.vg ? (l * span) / gm.bs : 0;
+  gm.idx = _mm512_load_si512(ix);
+  int64_t tail = gm.row_bytes - (gm.G - 1) * 64;
+  gm.last_mask = tail >= 64 ? ~0ull : ((1ull << tail) - 1);
+  return gm;
+}
+
+// Quantizes X [M, K] per block into q (see QuantX). Natural order first, then
+// for 4-bit weights each 128-value group is split into even / odd halves.
+void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, QuantX* q) {
+  q->M = M;
+  q->kb = gm.kb;
+  q->G = gm.G;
+  q->Kg = gm.G * gm.vg;
+  q->xq.resize(M * q->Kg);
+  q->dx.resize(M * (gm.kb + 16));
+  q->e.resize(M * (gm.kb + 16));
+  const int bs = gm.bs;
+  const __m512i ev = _mm512_set_epi8(
+      126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94, 92, 90,
+      88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54, 52, 50, 48, 46, 44,
+      42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i od = _mm512_add_epi8(ev, _mm512_set1_epi8(1));
+#pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
+  for (int64_t m = 0; m < M; ++m) {
+    const float* x = X + m * K;
+    int8_t* out = q->xq.data() + m * q->Kg;
+    float* dx = q->dx.data() + m * (gm.kb + 16);
+    float* e = q->e.data() + m * (gm.kb + 16);
+    std::memset(out, 0, q->Kg);
+    for (int64_t b = 0; b < gm.kb; ++b) {
+      const int64_t k0 = b * bs, n = std::max<int64_t>(0, std::min<int64_t>(bs, K - k0));
+      __m512 amax = _mm512_setzero_ps();
+      for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j)));
+      }
+      float mx = _mm512_reduce_max_ps(amax);
+      float d = mx / 127.f, inv = mx > 0 ? 127.f / mx : 0.f;
+      __m512i isum = _mm512_setzero_si512();
+      for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j), _mm512_set1_ps(inv)));
+        isum = _mm512_add_epi32(isum, v);
+        _mm_storeu_si128((__m128i*)(out + k0 + j), _mm512_cvtepi32_epi8(v));
+      }
+      dx[b] = d;
+      e[b] = d * (float)_mm512_reduce_add_epi32(isum);
+    }
+    for (int64_t b = gm.kb; b < gm.kb + 16; ++b) dx[b] = e[b] = 0.f;
+    if (gm.bits == 4) {
+      for (int64_t g = 0; g < gm.G; ++g) {
+        int8_t* p = out + g * 128;
+        __m512i a = _mm512_loadu_si512(p), c = _mm512_loadu_si512(p + 64);
+        _mm512_storeu_si512(p, _mm512_permutex2var_epi8(a, ev, c));
+        _mm512_storeu_si512(p + 64, _mm512_permutex2var_epi8(a, od, c));
+      }
+    }
+  }
+}
+
+// 16 scales starting at block b0 (masked: blocks ≥ kb read as 0) as fp32.
+// SD: 0 = F32, 1 = F16, 2 = BF16.
+template <int SD>
+inline __m512 load_scales(const void* row, int64_t b0, __mmask16 mk) {
+  if constexpr (SD == 0) {
+    return _mm512_maskz_loadu_ps(mk, static_cast<const float*>(row) + b0);
+  } else {
+    __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(row) + b0);
+    if constexpr (SD == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+inline __mmask16 block_mask(int64_t kb, int64_t b0) {
+  int64_t rem = kb - b0;
+  return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1);
+}
+
+// One weight row: packed bytes, its scales, and (with explicit zero points)
+// s[b]·zp[b] expanded to fp32 (padded by 16).
+struct RowCtx {
+  const uint8_t* w;
+  const void* s;
+  const float* sz;  // null when the zero point is the default
+};
+
+// Σ_b s_b·e_b over kb blocks (scales in their stored type, masked tail).
+template <int SD>
+inline float scale_dot(const void* s, const float* e, int64_t kb) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < kb; b += 16)
+    acc = _mm512_fmadd_ps(load_scales<SD>(s, b, block_mask(kb, b)), _mm512_loadu_ps(e + b), acc);
+  return cpu::hsum(acc);
+}
+
+inline float dot_kb(const float* a, const float* b, int64_t kb) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < kb; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  return cpu::hsum(acc);  // padding lanes are zero
+}
+
+// Y[m0..m0+MR, n0..n0+NR] for one register tile. Per 64-byte group: the MR
+// activation lane scales dx are gathered once, then each weight row is
+// unpacked and multiplied with all MR activation rows (x read from L1).
+// (Loops over the tile are fully unrolled so the accumulators stay in registers.)
+template <int NR, int MR, int BITS, int SD>
+__attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_t m0,
+                                    const RowCtx* rows, int64_t n0, const LinearWeight& W,
+                                    float* Y) {
+  constexpr int XG = BITS == 4 ? 128 : 64;  // activation bytes per group
+  __m512 acc[NR][MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const uint8_t* wr[NR];
+  const void* sp[NR];
+  for (int i = 0; i < NR; ++i) {
+    wr[i] = rows[i].w;
+    sp[i] = rows[i].s;
+  }
+  const int8_t* xr = qx.xq.data() + m0 * qx.Kg;
+  const float* dxr = qx.dx.data() + m0 * (qx.kb + 16);
+  const int64_t xstride = qx.Kg, dstride = qx.kb + 16, kb = gm.kb;
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  for (int64_t g = 0; g < gm.G; ++g) {
+    const __mmask64 mk = g + 1 == gm.G ? gm.last_mask : ~0ull;
+    const int64_t b0 = gm.block0(g);
+    const __mmask16 smk = block_mask(kb, b0);
+    __m512 dl[MR];
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) dl[j] = _mm512_permutexvar_ps(gm.idx, _mm512_loadu_ps(dxr + j * dstride + b0));
+    const int8_t* xg = xr + g * XG;
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) {
+      __m512i w = _mm512_maskz_loadu_epi8(mk, wr[i] + g * 64);
+      __m512 sl = _mm512_permutexvar_ps(gm.idx, load_scales<SD>(sp[i], b0, smk));
+      if constexpr (BITS == 4) {
+        __m512i lo = _mm512_and_si512(w, nib), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+#pragma GCC unroll 8
+        for (int j = 0; j < MR; ++j) {
+          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xg + j * xstride));
+          s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xg + j * xstride + 64));
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sl, dl[j]), acc[i][j]);
+        }
+      } else {
+#pragma GCC unroll 8
+        for (int j = 0; j < MR; ++j) {
+          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xg + j * xstride));
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sl, dl[j]), acc[i][j]);
+        }
+      }
+    }
+  }
+  float red[NR][MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < MR; ++j) red[i][j] = cpu::hsum(acc[i][j]);
+  const float zp0 = (float)(1 << (BITS - 1));
+  for (int i = 0; i < NR; ++i)
+    for (int j = 0; j < MR; ++j) {
+      const float* e = qx.e.data() + (m0 + j) * (qx.kb + 16);
+      float corr = rows[i].sz ? dot_kb(rows[i].sz, e, kb) : zp0 * scale_dot<SD>(sp[i], e, kb);
+      Y[(m0 + j) * W.N + n0 + i] = red[i][j] - corr + (W.bias ? W.bias[n0 + i] : 0.f);
+    }
+}
+
+template <int NR, int BITS, int SD>
+void tile_m(const Geometry& gm, const QuantX& qx, int64_t m0, int64_t mr, const RowCtx* rows,
+            int64_t n0, const LinearWeight& W, float* Y) {
+  switch (mr) {
+    case 1: tile<NR, 1, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
+    case 2: tile<NR, 2, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
+    case 3: tile<NR, 3, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
+    default: tile<NR, 4, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
+  }
+}
+
+// Rows [n0, n1) of Y for all M rows: M blocks of kMBlock rows (kept in L2),
+// inside them panels of NR weight rows (kept in L1) against MR-row tiles.
+template <int BITS, int SD>
+void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
+                int64_t n1, float* Y) {
+  constexpr int NR = 4, MR = 4;
+  constexpr int64_t kMBlock = 64;
+  const auto* B = static_cast<const uint8_t*>(W.data);
+  const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2, zrb = quant::zp_row_bytes(W);
+  Buffer<float> szbuf(NR * (kb + 16));
+  for (int64_t mb = 0; mb < qx.M; mb += kMBlock) {
+    const int64_t me = std::min(qx.M, mb + kMBlock);
+    for (int64_t n = n0; n < n1;) {
+      const int nr = (int)std::min<int64_t>(NR, n1 - n);
+      RowCtx rows[NR];
+      for (int i = 0; i < nr; ++i) {
+        rows[i].w = B + (n + i) * gm.row_bytes;
+        rows[i].s = static_cast<const uint8_t*>(W.scales) + (n + i) * kb * ssize;
+        rows[i].sz = nullptr;
+        if (W.zero_points) {  // explicit zero points: s·zp per block
+          float* sz = szbuf.data() + i * (kb + 16);
+          const uint8_t* zr = W.zero_points + (n + i) * zrb;
+          for (int64_t b = 0; b < kb; ++b) {
+            int z = BITS == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
+            sz[b] = quant::load_scale(W.scales, W.scale_dtype, (n + i) * kb + b) * (float)z;
+          }
+          for (int64_t b = kb; b < kb + 16; ++b) sz[b] = 0.f;
+          rows[i].sz = sz;
+        }
+      }
+      for (int64_t m = mb; m < me; m += MR) {
+        const int64_t mr = std::min<int64_t>(MR, me - m);
+        if (nr == NR) tile_m<NR, BITS, SD>(gm, qx, m, mr, rows, n, W, Y);
+        else for (int i = 0; i < nr; ++i) tile_m<1, BITS, SD>(gm, qx, m, mr, rows + i, n + i, W, Y);
+      }
+      n += nr;
+    }
+  }
+}
+
+template <int BITS>
+void rows_range_sd(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
+                   int64_t n1, float* Y) {
+  switch (W.scale_dtype) {
+    case DType::F16: rows_range<BITS, 1>(gm, qx, W, n0, n1, Y); break;
+    case DType::BF16: rows_range<BITS, 2>(gm, qx, W, n0, n1, Y); break;
+    default: rows_range<BITS, 0>(gm, qx, W, n0, n1, Y); break;
+  }
+}
+
+}  // namespace
+
+void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  const Geometry gm = make_geometry(W);
+  QuantX qx;
+  quantize_x(X, M, W.K, gm, &qx);
+#pragma omp parallel
+  {
+    int64_t b, e;
+    cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
+    if (b < e) {
+      if (W.bits == 4) rows_range_sd<4>(gm, qx, W, b, e, Y);
+      else rows_range_sd<8>(gm, qx, W, b, e, Y);
+    }
+  }
+}
+
+#else
+
+bool linear_qi8_available() { return false; }
+void linear_qi8(const float*, int64_t, const LinearWeight&, float*) {
+  QVL_ASSERT(!"linear_qi8 needs AVX-512 VNNI/VBMI");
+}
+
+#endif
+
+}  // namespace qvl
