@@ -4,15 +4,13 @@
 // decode: token bytes → lossy UTF-8. See tokenizer.h for the contract.
 #include "engine/tokenizer.h"
 
-#include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <queue>
-#include <unordered_map>
 
+#include "engine/tokenizer_impl.h"
 #include "engine/unicode.h"
 #include "kernels/base.h"
 
@@ -20,100 +18,7 @@ namespace qvl {
 namespace {
 
 using unicode::CharClass;
-
-// The only pre-tokenizer regex this matcher implements (Qwen2 / Qwen3).
-constexpr std::string_view kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
-
-// GPT-2 byte → code point table: printable Latin-1 bytes map to themselves,
-// the other 68 bytes to U+0100.. in byte order.
-struct ByteMap {
-  uint32_t to_cp[256];
-  int16_t to_byte[512];
-  ByteMap() {
-    std::fill(std::begin(to_byte), std::end(to_byte), int16_t(-1));
-    uint32_t extra = 256;
-    for (int b = 0; b < 256; ++b) {
-      bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-      to_cp[b] = keep ? uint32_t(b) : extra++;
-      to_byte[to_cp[b]] = int16_t(b);
-    }
-  }
-};
-const ByteMap& byte_map() {
-  static const ByteMap m;
-  return m;
-}
-
-// Bytes a token string stands for (HF ByteLevel decoder): each character
-// mapped back to its byte, or the string's own UTF-8 if any character is
-// outside the byte alphabet.
-std::string token_string_to_bytes(const std::string& tok) {
-  const ByteMap& m = byte_map();
-  std::string out;
-  for (size_t i = 0; i < tok.size();) {
-    size_t len;
-    int32_t cp = unicode::decode_utf8(tok.data() + i, tok.size() - i, &len);
-    if (cp < 0 || cp >= 512 || m.to_byte[cp] < 0) return tok;
-    out += char(m.to_byte[cp]);
-    i += len;
-  }
-  return out;
-}
-
-struct Added {
-  std::string content;
-  int32_t id;
-  bool special, normalized;
-};
-
-// Finds added tokens in text: at the leftmost position where any matches,
-// the longest one wins (HF's aho-corasick LeftmostLongest).
-struct AddedMatcher {
-  std::vector<const Added*> by_first[256];  // longest first
-
-  void add(const Added* a) {
-    auto& v = by_first[uint8_t(a->content[0])];
-    v.push_back(a);
-    std::stable_sort(v.begin(), v.end(), [](const Added* x, const Added* y) {
-      return x->content.size() > y->content.size();
-    });
-  }
-  bool empty() const {
-    for (const auto& v : by_first)
-      if (!v.empty()) return false;
-    return true;
-  }
-  // fn(piece, id): id = -1 for the plain text between matches.
-  template <typename F>
-  void split(std::string_view s, F&& fn) const {
-    size_t plain = 0;
-    for (size_t i = 0; i < s.size();) {
-      const Added* hit = nullptr;
-      for (const Added* a : by_first[uint8_t(s[i])])
-        if (s.compare(i, a->content.size(), a->content) == 0) {
-          hit = a;
-          break;
-        }
-      if (!hit) {
-        ++i;
-        continue;
-      }
-      if (i > plain) fn(s.substr(plain, i - plain), -1);
-      fn(s.substr(i, hit->content.size()), hit->id);
-      i += hit->content.size();
-      plain = i;
-    }
-    if (plain < s.size()) fn(s.substr(plain), -1);
-  }
-};
+using tok_detail::byte_map;
 
 // Case-insensitive match of the letter after an apostrophe ((?i:...) uses
 // Unicode simple case folding; U+017F LONG S folds to 's').
@@ -200,123 +105,6 @@ void pretokenize(std::string_view s, std::vector<std::string_view>& out) {
 
 }  // namespace
 
-struct Tokenizer::Impl {
-  std::string path;
-  StringMap<int32_t> vocab;     // token string → id (model vocab)
-  StringMap<int32_t> added_by;  // added token content → id
-  std::vector<std::string> id_string, id_bytes;
-  std::vector<uint8_t> id_kind;  // 0 none, 1 vocab, 2 added, 3 special added
-  std::vector<Added> added;
-  AddedMatcher raw_matcher, norm_matcher;
-  int32_t byte_id[256];
-  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;  // (a,b) → (rank, merged)
-  bool nfc = false, ignore_merges = false;
-
-  mutable std::mutex cache_mu;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache;
-
-  void load(const nlohmann::json& j);
-  void bpe(std::string_view word, std::vector<int32_t>& out) const;
-  void encode_plain(std::string_view s, std::vector<int64_t>& ids) const;
-};
-
-// j[key] as a string when j is an object holding a string there, else "".
-std::string str_at(const nlohmann::json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "";
-  return j[key].get<std::string>();
-}
-
-void Tokenizer::Impl::load(const nlohmann::json& j) {
-  const char* f = path.c_str();
-  QVL_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), "%s: no \"model\" object", f);
-  const auto& m = j["model"];
-  QVL_CHECK(!m.contains("type") || str_at(m, "type") == "BPE", "%s: model type is not BPE", f);
-  QVL_CHECK(str_at(m, "continuing_subword_prefix").empty() && str_at(m, "end_of_word_suffix").empty(),
-            "%s: BPE subword prefix/suffix is not supported", f);
-  if (m.contains("ignore_merges") && m["ignore_merges"].is_boolean()) ignore_merges = m["ignore_merges"];
-
-  const nlohmann::json null;
-  const auto& norm = j.contains("normalizer") ? j["normalizer"] : null;
-  QVL_CHECK(norm.is_null() || str_at(norm, "type") == "NFC", "%s: normalizer %s is not supported (only NFC)",
-            f, norm.dump().c_str());
-  nfc = !norm.is_null();
-  const auto& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : null;
-  const auto& seq = pre.is_object() && pre.contains("pretokenizers") ? pre["pretokenizers"] : null;
-  bool pre_ok = str_at(pre, "type") == "Sequence" && seq.is_array() && seq.size() == 2 &&
-                str_at(seq[0], "type") == "Split" && seq[0].contains("pattern") &&
-                str_at(seq[0]["pattern"], "Regex") == kQwen2Regex && str_at(seq[1], "type") == "ByteLevel" &&
-                !(seq[1].contains("add_prefix_space") && seq[1]["add_prefix_space"] == true);
-  QVL_CHECK(pre_ok, "%s: pre_tokenizer is not the Qwen2 Split regex + ByteLevel", f);
-
-  QVL_CHECK(m.contains("vocab") && m["vocab"].is_object(), "%s: model.vocab missing", f);
-  int64_t max_id = -1;
-  vocab.reserve(m["vocab"].size());
-  for (const auto& [tok, id] : m["vocab"].items()) {
-    QVL_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (1 << 30),
-              "%s: vocab entry '%s' has a bad id", f, tok.c_str());
-    vocab.emplace(tok, id.get<int32_t>());
-    max_id = std::max<int64_t>(max_id, id.get<int64_t>());
-  }
-  const auto& at = j.value("added_tokens", nlohmann::json::array());
-  for (const auto& a : at) {
-    QVL_CHECK(a.is_object() && a.contains("id") && a["id"].is_number_integer() && a.contains("content") &&
-                  a["content"].is_string() && !a["content"].get<std::string>().empty(),
-              "%s: malformed added_tokens entry", f);
-    int64_t id = a["id"];
-    QVL_CHECK(id >= 0 && id < (1 << 30), "%s: added token id %lld out of range", f, (long long)id);
-    added.push_back({a["content"], int32_t(id), a.contains("special") && a["special"] == true,
-                     a.contains("normalized") && a["normalized"] == true});
-    max_id = std::max(max_id, id);
-  }
-  id_string.resize(size_t(max_id + 1));
-  id_bytes.resize(size_t(max_id + 1));
-  id_kind.assign(size_t(max_id + 1), 0);
-  for (const auto& [tok, id] : vocab) {
-    id_string[size_t(id)] = tok;
-    id_bytes[size_t(id)] = token_string_to_bytes(tok);
-    id_kind[size_t(id)] = 1;
-  }
-  for (const Added& a : added) {
-    id_string[size_t(a.id)] = a.content;
-    id_bytes[size_t(a.id)] = token_string_to_bytes(a.content);
-    id_kind[size_t(a.id)] = a.special ? 3 : 2;
-    added_by[a.content] = a.id;
-    (a.normalized && nfc ? norm_matcher : raw_matcher).add(&a);
-  }
-
-  const ByteMap& bm = byte_map();
-  for (int b = 0; b < 256; ++b) {
-    std::string s;
-    unicode::append_utf8(s, bm.to_cp[b]);
-    auto it = vocab.find(s);
-    QVL_CHECK(it != vocab.end(), "%s: vocab lacks the byte token for 0x%02X", f, b);
-    byte_id[b] = it->second;
-  }
-
-  QVL_CHECK(m.contains("merges") && m["merges"].is_array(), "%s: model.merges missing", f);
-  const auto& mg = m["merges"];
-  merges.reserve(mg.size() * 2);
-  for (size_t r = 0; r < mg.size(); ++r) {
-    std::string a, b;
-    if (mg[r].is_string()) {
-      const std::string& s = mg[r].get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      QVL_CHECK(sp != std::string::npos && s.find(' ', sp + 1) == std::string::npos,
-                "%s: merge %zu '%s' is not two tokens", f, r, s.c_str());
-      a = s.substr(0, sp), b = s.substr(sp + 1);
-    } else {
-      QVL_CHECK(mg[r].is_array() && mg[r].size() == 2 && mg[r][0].is_string() && mg[r][1].is_string(),
-                "%s: merge %zu is not a pair of strings", f, r);
-      a = mg[r][0], b = mg[r][1];
-    }
-    auto ia = vocab.find(a), ib = vocab.find(b), ic = vocab.find(a + b);
-    QVL_CHECK(ia != vocab.end() && ib != vocab.end() && ic != vocab.end(),
-              "%s: merge %zu ('%s' '%s') uses a token missing from the vocab", f, r, a.c_str(), b.c_str());
-    uint64_t key = uint64_t(uint32_t(ia->second)) << 32 | uint32_t(ib->second);
-    merges.emplace(key, std::make_pair(int32_t(r), ic->second));  // first (lowest) rank wins
-  }
-}
-
 // BPE of one pre-token's bytes: repeatedly merge the adjacent pair of lowest
 // rank (leftmost first on ties), via a min-heap of candidate pairs over a
 // doubly linked list of symbols; stale heap entries are skipped.
@@ -325,8 +113,8 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) cons
   if (ignore_merges) {
     std::string s;
     for (char ch : word) unicode::append_utf8(s, byte_map().to_cp[uint8_t(ch)]);
-    if (auto it = vocab.find(s); it != vocab.end()) {
-      out.push_back(it->second);
+    if (int32_t id = vocab.find(s); id >= 0) {
+      out.push_back(id);
       return;
     }
   }
@@ -342,8 +130,8 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) cons
     sym[i] = {byte_id[uint8_t(word[i])], int32_t(i) - 1, i + 1 < n ? int32_t(i + 1) : -1};
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
   auto consider = [&](int32_t l, int32_t r) {
-    auto it = merges.find(uint64_t(uint32_t(sym[l].id)) << 32 | uint32_t(sym[r].id));
-    if (it != merges.end()) heap.push({it->second.first, l, sym[l].id, sym[r].id, it->second.second});
+    int32_t rank, merged;
+    if (merges.find(sym[l].id, sym[r].id, &rank, &merged)) heap.push({rank, l, sym[l].id, sym[r].id, merged});
   };
   for (size_t i = 0; i + 1 < n; ++i) consider(int32_t(i), int32_t(i + 1));
   while (!heap.empty()) {
@@ -383,16 +171,8 @@ Tokenizer::Tokenizer(const std::string& tokenizer_json) : p_(std::make_unique<Im
   std::ifstream in(tokenizer_json, std::ios::binary);
   QVL_CHECK(in.good(), "%s: cannot open tokenizer file", tokenizer_json.c_str());
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    std::string msg = e.what();
-    std::replace(msg.begin(), msg.end(), '\n', ' ');
-    throw Error(strfmt("%s: not valid JSON (%s)", tokenizer_json.c_str(), msg.c_str()));
-  }
-  try {
-    p_->load(j);
+    p_->load(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(strfmt("%s: unexpected tokenizer.json layout (%s)", tokenizer_json.c_str(), e.what()));
   }
@@ -458,9 +238,8 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
 int64_t Tokenizer::size() const { return int64_t(p_->id_kind.size()); }
 
 int64_t Tokenizer::token_to_id(std::string_view token) const {
-  if (auto it = p_->added_by.find(token); it != p_->added_by.end()) return it->second;
-  if (auto it = p_->vocab.find(token); it != p_->vocab.end()) return it->second;
-  return -1;
+  if (int32_t id = p_->added_by.find(token); id >= 0) return id;
+  return p_->vocab.find(token);
 }
 
 std::string Tokenizer::id_to_token(int64_t id) const {
@@ -469,10 +248,9 @@ std::string Tokenizer::id_to_token(int64_t id) const {
 }
 
 int64_t Tokenizer::special_id(std::string_view content) const {
-  auto it = p_->added_by.find(content);
-  QVL_CHECK(it != p_->added_by.end(), "%s: no added token '%.*s'", p_->path.c_str(), int(content.size()),
-            content.data());
-  return it->second;
+  int32_t id = p_->added_by.find(content);
+  QVL_CHECK(id >= 0, "%s: no added token '%.*s'", p_->path.c_str(), int(content.size()), content.data());
+  return id;
 }
 
 bool Tokenizer::is_special(int64_t id) const { return id >= 0 && id < size() && p_->id_kind[size_t(id)] == 3; }

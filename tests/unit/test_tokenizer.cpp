@@ -184,11 +184,43 @@ TEST(Tokenizer, ErrorsNameTheFile) {
   std::ofstream(dir + "/badmerge.json")
       << R"({"normalizer":null,"pre_tokenizer":null,"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}})";
   expect_error(dir + "/badmerge.json", "pre_tokenizer");
+  std::ofstream(dir + "/floatid.json") << R"({"model":{"vocab":{"a":1.5},"merges":[]}})";
+  expect_error(dir + "/floatid.json", "expected a token id");
+  std::ofstream(dir + "/trailing.json") << R"({"model":{"vocab":{},"merges":[]}} x)";
+  expect_error(dir + "/trailing.json", "after the top-level object");
+  std::ofstream(dir + "/badvalue.json") << R"({"normalizer": nul, "model":{"vocab":{},"merges":[]}})";
+  expect_error(dir + "/badvalue.json", "not valid JSON");
   EXPECT_THROW(Tokenizer::locate(dir), qvl::Error);
   EXPECT_EQ(Tokenizer::locate(qvl::test::golden_dir()), qvl::test::golden_dir() + "/tokenizer.json");
   // The onnx-torch export keeps its tokenizer one folder up.
   std::string up = Tokenizer::locate(qvl::test::golden_dir() + "/onnx-torch");
   EXPECT_EQ(std::ifstream(up).good(), true) << up;
+}
+
+// Newer tokenizer.json files store merges as ["a", "b"] pairs: the same
+// tokenizer rewritten that way must still give the golden ids.
+TEST(Tokenizer, MergesAsPairs) {
+  std::ifstream in(qvl::test::golden_dir() + "/tokenizer.json");
+  auto j = nlohmann::json::parse(in);  // (ordered_json is quadratic on the 151k-key vocab)
+  auto& merges = j["model"]["merges"];
+  for (auto& m : merges) {
+    std::string s = m[0].get<std::string>() + " " + m[1].get<std::string>();
+    m = s;  // the file has pairs; write the "a b" form ...
+  }
+  std::string dir = qvl::test::scratch_dir("tokenizer_merges");
+  std::ofstream(dir + "/strings.json") << j.dump();
+  for (auto& m : merges) {
+    std::string s = m.get<std::string>();
+    size_t sp = s.find(' ');
+    m = nlohmann::json::array({s.substr(0, sp), s.substr(sp + 1)});  // ... and back to pairs
+  }
+  std::ofstream(dir + "/pairs.json") << j.dump(1);
+  Tokenizer a(dir + "/strings.json"), b(dir + "/pairs.json");
+  for (const auto& r : read_jsonl("golden.jsonl")) {
+    Ids want = r["ids"].get<Ids>();
+    EXPECT_EQ(a.encode(r["text"].get<std::string>()), want) << r["id"];
+    EXPECT_EQ(b.encode(r["text"].get<std::string>()), want) << r["id"];
+  }
 }
 
 // ~1 MB of mixed text from the golden strings, joined by <|endoftext|> so the
