@@ -39,8 +39,9 @@ struct LinearWeight {
 // Threaded with OpenMP; dispatches on W.kind and M (GEMV for M small).
 void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
 
-// How Q4/Q8 weights are multiplied (process-wide setting, default Int8 when the
-// CPU has AVX-512 VNNI, else F32):
+// How Q4/Q8 weights are multiplied (process-wide setting, default F32; Int8 is
+// the fast mode — ~2-3x faster prefill and decode — used only where the CPU has
+// AVX-512 VNNI, else F32):
 //   Int8: activations quantized per row and weight block, x ≈ dx·xi with
 //         xi = round(127·x / max|x_block|) ∈ [−127, 127], dx = max|x_block|/127;
 //         integer dot products (vpdpbusd), then y = Σ_b s_b·dx_b·Σ(q−zp)·xi.

@@ -205,7 +205,7 @@ void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 bool linear_qi8_available();                                                // linear_qi8.cpp
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_qi8.cpp
 
-static QuantCompute g_quant_compute = QuantCompute::Int8;
+static QuantCompute g_quant_compute = QuantCompute::F32;
 
 void set_quant_compute(QuantCompute mode) { g_quant_compute = mode; }
 QuantCompute quant_compute() {
