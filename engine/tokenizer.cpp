@@ -153,16 +153,20 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) cons
 void Tokenizer::Impl::encode_plain(std::string_view s, std::vector<int64_t>& ids) const {
   std::vector<std::string_view> words;
   pretokenize(s, words);
+  constexpr size_t kMaxCachedWord = 256, kMaxCacheEntries = 100000;
   std::vector<int32_t> tmp;
   for (std::string_view w : words) {
     auto it = cache.find(w);
-    if (it == cache.end()) {
-      tmp.clear();
-      bpe(w, tmp);
-      if (cache.size() >= 100000) cache.clear();
-      it = cache.emplace(std::string(w), tmp).first;
+    if (it != cache.end()) {
+      ids.insert(ids.end(), it->second.begin(), it->second.end());
+      continue;
     }
-    ids.insert(ids.end(), it->second.begin(), it->second.end());
+    tmp.clear();
+    bpe(w, tmp);
+    ids.insert(ids.end(), tmp.begin(), tmp.end());
+    if (w.size() > kMaxCachedWord) continue;  // long runs are rarely repeated
+    if (cache.size() >= kMaxCacheEntries) cache.clear();
+    cache.emplace(std::string(w), tmp);
   }
 }
 
