@@ -190,7 +190,10 @@ std::string Tokenizer::locate(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path d(model_dir);
-  if (fs::is_regular_file(d, ec)) return d.string();
+  if (fs::is_regular_file(d, ec)) {
+    if (d.extension() == ".json") return d.string();  // the tokenizer.json itself
+    d = d.parent_path().empty() ? fs::path(".") : d.parent_path();  // e.g. DIR/text.onnx → DIR
+  }
   if (fs::is_regular_file(d / "tokenizer.json", ec)) return (d / "tokenizer.json").string();
   fs::path parent = fs::absolute(d, ec).lexically_normal();
   if (!parent.has_filename()) parent = parent.parent_path();  // "dir/" → "dir"

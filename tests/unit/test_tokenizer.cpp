@@ -210,6 +210,9 @@ TEST(Tokenizer, ErrorsNameTheFile) {
   // The onnx-torch export keeps its tokenizer one folder up.
   std::string up = Tokenizer::locate(qvl::test::golden_dir() + "/onnx-torch");
   EXPECT_EQ(std::ifstream(up).good(), true) << up;
+  EXPECT_EQ(Tokenizer::locate(qvl::test::golden_dir() + "/config.json"), qvl::test::golden_dir() + "/config.json");
+  EXPECT_EQ(Tokenizer::locate(qvl::test::golden_dir() + "/model.safetensors"),
+            qvl::test::golden_dir() + "/tokenizer.json");
 }
 
 // Newer tokenizer.json files store merges as ["a", "b"] pairs: the same
