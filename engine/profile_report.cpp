@@ -45,12 +45,15 @@ std::vector<int64_t> self_times(const std::vector<prof::Event>& ev) {
   return self;
 }
 
-// Fixed display order of the well-known phases; others follow alphabetically.
+// Display order = the order a request runs them: tokenizer (no phase),
+// image preprocessing, vision, prefill, decode; unknown phases last.
 int phase_rank(const std::string& p) {
-  if (p == "vision") return 0;
-  if (p == "prefill") return 1;
-  if (p == "decode") return 2;
-  return 3;
+  if (p == "other") return 0;
+  if (p == "preprocess") return 1;
+  if (p == "vision") return 2;
+  if (p == "prefill") return 3;
+  if (p == "decode") return 4;
+  return 5;
 }
 
 // Sums rows over layers, keyed by zone name, sorted by time descending.

@@ -153,16 +153,20 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) cons
 void Tokenizer::Impl::encode_plain(std::string_view s, std::vector<int64_t>& ids) const {
   std::vector<std::string_view> words;
   pretokenize(s, words);
+  constexpr size_t kMaxCachedWord = 256, kMaxCacheEntries = 100000;
   std::vector<int32_t> tmp;
   for (std::string_view w : words) {
     auto it = cache.find(w);
-    if (it == cache.end()) {
-      tmp.clear();
-      bpe(w, tmp);
-      if (cache.size() >= 100000) cache.clear();
-      it = cache.emplace(std::string(w), tmp).first;
+    if (it != cache.end()) {
+      ids.insert(ids.end(), it->second.begin(), it->second.end());
+      continue;
     }
-    ids.insert(ids.end(), it->second.begin(), it->second.end());
+    tmp.clear();
+    bpe(w, tmp);
+    ids.insert(ids.end(), tmp.begin(), tmp.end());
+    if (w.size() > kMaxCachedWord) continue;  // long runs are rarely repeated
+    if (cache.size() >= kMaxCacheEntries) cache.clear();
+    cache.emplace(std::string(w), tmp);
   }
 }
 
@@ -186,7 +190,10 @@ std::string Tokenizer::locate(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path d(model_dir);
-  if (fs::is_regular_file(d, ec)) return d.string();
+  if (fs::is_regular_file(d, ec)) {
+    if (d.extension() == ".json") return d.string();  // the tokenizer.json itself
+    d = d.parent_path().empty() ? fs::path(".") : d.parent_path();  // e.g. DIR/text.onnx → DIR
+  }
   if (fs::is_regular_file(d / "tokenizer.json", ec)) return (d / "tokenizer.json").string();
   fs::path parent = fs::absolute(d, ec).lexically_normal();
   if (!parent.has_filename()) parent = parent.parent_path();  // "dir/" → "dir"

@@ -22,7 +22,8 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
   // The tokenizer.json of a model folder: DIR/tokenizer.json, else the one in
-  // DIR's parent. Throws "<dir>: no tokenizer.json".
+  // DIR's parent. DIR may also be a .json file (used as is) or a file inside
+  // the folder (e.g. DIR/text.onnx). Throws "<dir>: no tokenizer.json".
   static std::string locate(const std::string& model_dir);
   static Tokenizer from_model_dir(const std::string& model_dir) { return Tokenizer(locate(model_dir)); }
 

@@ -20,14 +20,21 @@ namespace qvl {
 namespace {
 
 // Activation rows padded to Kp plus per-block sums: xs[m*kb + b] = Σ x[m, b·bs ..].
+// With `eo` (4-bit weights, block a multiple of 32) every 32-value chunk is
+// stored even-k first, then odd-k, matching the low / high nibbles of the 16
+// weight bytes that hold it, so the kernel never interleaves nibbles.
 struct PaddedX {
   Buffer<float> x, xs;
   int64_t Kp = 0, kb = 0;
+  bool eo = false;
 };
 
 void pad_activations(const float* X, int64_t M, const LinearWeight& W, PaddedX* p) {
   p->kb = W.k_blocks();
   p->Kp = p->kb * W.block_size;
+#if defined(__AVX512F__)
+  p->eo = W.bits == 4 && W.block_size % 32 == 0;
+#endif
   p->x.resize(M * p->Kp);
   p->xs.resize(M * p->kb);
   for (int64_t m = 0; m < M; ++m) {
@@ -38,6 +45,16 @@ void pad_activations(const float* X, int64_t M, const LinearWeight& W, PaddedX* 
       float s = 0;
       for (int j = 0; j < W.block_size; ++j) s += xr[b * W.block_size + j];
       p->xs[m * p->kb + b] = s;
+    }
+    if (p->eo) {
+      float t[32];
+      for (int64_t c = 0; c < p->Kp; c += 32) {
+        for (int i = 0; i < 16; ++i) {
+          t[i] = xr[c + 2 * i];
+          t[16 + i] = xr[c + 2 * i + 1];
+        }
+        std::memcpy(xr + c, t, sizeof t);
+      }
     }
   }
 }
@@ -74,67 +91,103 @@ inline int zp_of(const LinearWeight& W, const uint8_t* zr, int64_t b) {
   return W.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
 }
 
-// y[m, n] for rows n in [n0, n1): per block Σ q·x accumulated in vector lanes,
-// scaled by s_b without a horizontal sum; the zero-point term s_b·zp_b·Σx_b is
-// a scalar per block.
-template <int MR>
-void gemv_q_rows(const PaddedX& px, const LinearWeight& W, int64_t n0, int64_t n1, float* Y) {
+#if defined(__AVX512F__)
+// NR weight rows × MR activation rows. Per block: Σ q·x accumulated in vector
+// lanes (two independent chains per pair), scaled by s_b into acc without a
+// horizontal sum; the zero-point term s_b·zp_b·Σx_b is a scalar per block.
+template <int NR, int MR>
+void gemv_q_tile(const PaddedX& px, const LinearWeight& W, int64_t n0, float* Y) {
   const int bs = W.block_size, bits = W.bits;
   const int64_t kb = px.kb, blob = quant::blob_bytes(W), zrb = quant::zp_row_bytes(W);
-  const auto* B = static_cast<const uint8_t*>(W.data);
+  const uint8_t* rows[NR];
+  const uint8_t* zr[NR];
+  for (int i = 0; i < NR; ++i) {
+    rows[i] = static_cast<const uint8_t*>(W.data) + (n0 + i) * kb * blob;
+    zr[i] = W.zero_points ? W.zero_points + (n0 + i) * zrb : nullptr;
+  }
   const float* xb = px.x.data();
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* row = B + n * kb * blob;
-    const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
-    float corr[MR] = {}, tail[MR] = {};
-#if defined(__AVX512F__)
-    __m512 acc[MR];
-    for (int m = 0; m < MR; ++m) acc[m] = _mm512_setzero_ps();
-#endif
-    for (int64_t b = 0; b < kb; ++b) {
-      const float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
-      const float szp = s * (float)zp_of(W, zr, b);
-      for (int m = 0; m < MR; ++m) corr[m] += szp * px.xs[m * kb + b];
-      const uint8_t* q = row + b * blob;
-      const float* x = xb + b * bs;
-      int j = 0;
-#if defined(__AVX512F__)
-      __m512 blk[MR];
-      for (int m = 0; m < MR; ++m) blk[m] = _mm512_setzero_ps();
-      if (bits == 4) {
-        for (; j + 32 <= bs; j += 32) {
-          __m512 a, c;
-          q4x32(q + j / 2, &a, &c);
+  const __m512i nib = _mm512_set1_epi32(0x0f);
+  float corr[NR][MR] = {};
+  __m512 acc[NR][MR];
+#pragma GCC unroll 4
+  for (int i = 0; i < NR; ++i)
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) acc[i][m] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < kb; ++b) {
+    const float* x = xb + b * bs;
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; ++i) {
+      const float s = quant::load_scale(W.scales, W.scale_dtype, (n0 + i) * kb + b);
+      const float szp = s * (float)zp_of(W, zr[i], b);
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m) corr[i][m] += szp * px.xs[m * kb + b];
+      const uint8_t* q = rows[i] + b * blob;
+      __m512 b0[MR], b1[MR];
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m) b0[m] = b1[m] = _mm512_setzero_ps();
+      if (px.eo) {  // 16 bytes → 16 low (even k) and 16 high (odd k) nibbles
+        for (int j = 0; j < bs; j += 32) {
+          __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + j / 2)));
+          __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, nib));
+          __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+#pragma GCC unroll 4
           for (int m = 0; m < MR; ++m) {
-            blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
-            blk[m] = _mm512_fmadd_ps(c, _mm512_loadu_ps(x + m * px.Kp + j + 16), blk[m]);
+            b0[m] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(x + m * px.Kp + j), b0[m]);
+            b1[m] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + m * px.Kp + j + 16), b1[m]);
           }
         }
-        for (; j + 16 <= bs; j += 16) {
+      } else if (bits == 4) {  // block of 16: natural order
+        for (int j = 0; j < bs; j += 16) {
           __m512 a = q4x16(q + j / 2);
-          for (int m = 0; m < MR; ++m) blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
+#pragma GCC unroll 4
+          for (int m = 0; m < MR; ++m) b0[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), b0[m]);
         }
       } else {
-        for (; j + 16 <= bs; j += 16) {
+        int j = 0;
+        for (; j + 32 <= bs; j += 32) {
+          __m512 a = q8x16(q + j), c = q8x16(q + j + 16);
+#pragma GCC unroll 4
+          for (int m = 0; m < MR; ++m) {
+            b0[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), b0[m]);
+            b1[m] = _mm512_fmadd_ps(c, _mm512_loadu_ps(x + m * px.Kp + j + 16), b1[m]);
+          }
+        }
+        if (j < bs) {  // block of 16
           __m512 a = q8x16(q + j);
-          for (int m = 0; m < MR; ++m) blk[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), blk[m]);
+#pragma GCC unroll 4
+          for (int m = 0; m < MR; ++m) b0[m] = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + m * px.Kp + j), b0[m]);
         }
       }
       const __m512 vs = _mm512_set1_ps(s);
-      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(blk[m], vs, acc[m]);
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m) acc[i][m] = _mm512_fmadd_ps(_mm512_add_ps(b0[m], b1[m]), vs, acc[i][m]);
+    }
+  }
+  for (int i = 0; i < NR; ++i)
+    for (int m = 0; m < MR; ++m)
+      Y[m * W.N + n0 + i] = cpu::hsum(acc[i][m]) - corr[i][m] + (W.bias ? W.bias[n0 + i] : 0.f);
+}
 #endif
-      for (; j < bs; ++j) {
+
+// Scalar rows [n0, n1) (portable path).
+template <int MR>
+void gemv_q_scalar(const PaddedX& px, const LinearWeight& W, int64_t n0, int64_t n1, float* Y) {
+  const int bs = W.block_size, bits = W.bits;
+  const int64_t kb = px.kb, blob = quant::blob_bytes(W), zrb = quant::zp_row_bytes(W);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * kb * blob;
+    const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
+    float acc[MR] = {};
+    for (int64_t b = 0; b < kb; ++b) {
+      const float s = quant::load_scale(W.scales, W.scale_dtype, n * kb + b);
+      const float zp = (float)zp_of(W, zr, b);
+      const uint8_t* q = row + b * blob;
+      for (int j = 0; j < bs; ++j) {
         int v = bits == 4 ? (q[j >> 1] >> ((j & 1) * 4)) & 0xf : q[j];
-        for (int m = 0; m < MR; ++m) tail[m] += s * (float)v * x[m * px.Kp + j];
+        for (int m = 0; m < MR; ++m) acc[m] += ((float)v - zp) * s * px.x[m * px.Kp + b * bs + j];
       }
     }
-    for (int m = 0; m < MR; ++m) {
-      float y = tail[m] - corr[m];
-#if defined(__AVX512F__)
-      y += _mm512_reduce_add_ps(acc[m]);
-#endif
-      Y[m * W.N + n] = y + (W.bias ? W.bias[n] : 0.f);
-    }
+    for (int m = 0; m < MR; ++m) Y[m * W.N + n] = acc[m] + (W.bias ? W.bias[n] : 0.f);
   }
 }
 
@@ -144,7 +197,14 @@ void gemv_q(const PaddedX& px, const LinearWeight& W, float* Y) {
   {
     int64_t b, e;
     cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
-    gemv_q_rows<MR>(px, W, b, e, Y);
+#if defined(__AVX512F__)
+    constexpr int NR = MR == 1 ? 4 : MR == 2 ? 2 : 1;
+    int64_t n = b;
+    for (; n + NR <= e; n += NR) gemv_q_tile<NR, MR>(px, W, n, Y);
+    for (; n < e; ++n) gemv_q_tile<1, MR>(px, W, n, Y);
+#else
+    gemv_q_scalar<MR>(px, W, b, e, Y);
+#endif
   }
 }
 

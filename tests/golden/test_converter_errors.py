@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # Bad-input and sharding checks of tools/qvl-convert, on checkpoints derived from
 # tests/data/qwen3vl-a inside WORK_DIR:
-#   - a 2-shard copy (model-0000N-of-00002.safetensors + index) and an all-F32 copy convert
-#     to exactly the same weight bytes as the single-file BF16 checkpoint; an all-F16 copy
+#   - a 2-shard copy (model-0000N-of-00002.safetensors + index), an all-F32 copy and an
+#     untied copy (lm_head.weight = embedding) convert to exactly the same weight bytes as
+#     the single-file BF16 checkpoint; an all-F16 copy
 #     converts and reads back as float32(float16 data);
 #   - not a Qwen3-VL config, a missing shard, a tensor with a wrong shape, an unsupported
 #     tensor dtype, a missing tensor, a missing config.json and a bad flag each exit 1 with ONE line on
@@ -128,6 +129,19 @@ def main(argv):
         a, b = (open(os.path.join(work, o, f), "rb").read() for o in ("out_single", "out_f32"))
         if a != b:
             fail(f"{f}: F32 checkpoint gives different bytes than the BF16 one")
+    # untied copy (tie_word_embeddings false + lm_head.weight = the embedding): same bytes
+    untied = dict(tensors)
+    untied["lm_head.weight"] = tensors["model.language_model.embed_tokens.weight"]
+    ucfg = json.loads(json.dumps(cfg))
+    ucfg["tie_word_embeddings"] = False
+    ucfg["text_config"]["tie_word_embeddings"] = False
+    make_checkpoint(os.path.join(work, "untied"), untied, config=ucfg)
+    r = convert([os.path.join(work, "untied"), os.path.join(work, "out_untied")])
+    if r.returncode != 0:
+        fail(f"converting the untied checkpoint: {r.stderr.strip()}")
+    if open(os.path.join(work, "out_untied", "text.onnx.data"), "rb").read() != \
+            open(os.path.join(work, "out_single", "text.onnx.data"), "rb").read():
+        fail("text.onnx.data: untied lm_head.weight (= embedding) differs from the tied conversion")
     ck = Checkpoint(os.path.join(work, "f16"))
     for name in ("model.visual.blocks.1.attn.qkv.weight", "model.language_model.layers.2.mlp.down_proj.weight"):
         want = np.frombuffer(as_f16[name][2], np.float16).astype(np.float32).reshape(as_f16[name][1])
@@ -170,7 +184,7 @@ def main(argv):
     msgs.append(expect_error("no config", [os.path.join(work, "empty"), os.path.join(work, "o5")], "config.json"))
     msgs.append(expect_error("bad flag", [GOLDEN, os.path.join(work, "o6"), "--block-size", "48"], "block-size"))
     msgs.append(expect_error("no output dir", [GOLDEN], "usage"))
-    print(f"PASS sharded == single file, F32 == BF16, F16 read exactly; {len(msgs)} bad inputs rejected with one line, e.g. '{msgs[2]}'")
+    print(f"PASS sharded == single file, F32 == BF16 == untied, F16 read exactly; {len(msgs)} bad inputs rejected with one line, e.g. '{msgs[2]}'")
     return 0
 
 

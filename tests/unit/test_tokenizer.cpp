@@ -1,7 +1,8 @@
 // Tokenizer against Hugging Face's own Rust tokenizers: every string of
 // tests/data/tokenizer/golden.jsonl (ids, decode, decode skipping specials),
-// the lossy decodes of decode_golden.jsonl, the streaming decoder, NFC against
-// Python's unicodedata, error handling, and encode throughput on ~1 MB.
+// edge_golden.jsonl (Unicode-version-sensitive characters), the lossy decodes
+// of decode_golden.jsonl, the streaming decoder, NFC against Python's
+// unicodedata, error handling, and encode throughput on ~1 MB.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -75,6 +76,16 @@ TEST(Tokenizer, GoldenEncodeAndDecode) {
   EXPECT_EQ(bad, 0) << "golden strings with wrong ids";
 }
 
+// Letters/numbers new in Unicode 15-16 and marks whose combining class is
+// newer than Unicode 9.0: HF's regex knows the former, its NFC not the latter.
+TEST(Tokenizer, GoldenUnicodeVersionEdges) {
+  auto rows = read_jsonl("edge_golden.jsonl");
+  ASSERT_GE(rows.size(), 200u);
+  for (const auto& r : rows)
+    EXPECT_EQ(tok().encode(r["text"].get<std::string>()), r["ids"].get<Ids>())
+        << r["cat"] << " " << nlohmann::json(r["text"]).dump();
+}
+
 TEST(Tokenizer, GoldenLossyDecode) {
   auto rows = read_jsonl("decode_golden.jsonl");
   ASSERT_EQ(rows.size(), 54u);
@@ -127,7 +138,8 @@ TEST(Tokenizer, StreamDecoderHoldsSplitCharacter) {
   EXPECT_EQ(sd.flush(), "");
 }
 
-// Expected values from Python 3.11 unicodedata.normalize("NFC", ...).
+// Expected values from Python unicodedata.normalize("NFC", ...) (the same in
+// Unicode 9.0 and 14.0), plus a mark whose class only Unicode >= 14 knows.
 TEST(Unicode, NfcMatchesPython) {
   struct Case {
     const char *in, *want;
@@ -146,6 +158,7 @@ TEST(Unicode, NfcMatchesPython) {
       {"\u03d3", "\u03d3"},
       {"A\u030a\u0301 ok", "\u01fa ok"},
       {"plain ascii", "plain ascii"},
+      {"a\u1ac1\u0334", "a\u1ac1\u0334"},  // U+1AC1 (Unicode 14.0) is a starter in 9.0: no reordering
   };
   for (const auto& c : cases) EXPECT_EQ(qvl::unicode::nfc(c.in), c.want) << c.in;
 }
@@ -160,6 +173,8 @@ TEST(Unicode, Classes) {
   EXPECT_EQ(char_class(0x0663), CharClass::Number);  // ARABIC-INDIC DIGIT THREE
   EXPECT_EQ(char_class(0x2167), CharClass::Number);  // ROMAN NUMERAL EIGHT (Nl)
   EXPECT_EQ(char_class(0x0301), CharClass::Other);   // combining mark (Mn)
+  EXPECT_EQ(char_class(0x1C89), CharClass::Letter);  // Unicode 16.0
+  EXPECT_EQ(char_class(0x1D2C0), CharClass::Number); // Kaktovik numeral, Unicode 15.0
   std::printf("unicode tables: %s\n", qvl::unicode::version());
 }
 
@@ -195,6 +210,9 @@ TEST(Tokenizer, ErrorsNameTheFile) {
   // The onnx-torch export keeps its tokenizer one folder up.
   std::string up = Tokenizer::locate(qvl::test::golden_dir() + "/onnx-torch");
   EXPECT_EQ(std::ifstream(up).good(), true) << up;
+  EXPECT_EQ(Tokenizer::locate(qvl::test::golden_dir() + "/config.json"), qvl::test::golden_dir() + "/config.json");
+  EXPECT_EQ(Tokenizer::locate(qvl::test::golden_dir() + "/model.safetensors"),
+            qvl::test::golden_dir() + "/tokenizer.json");
 }
 
 // Newer tokenizer.json files store merges as ["a", "b"] pairs: the same

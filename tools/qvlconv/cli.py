@@ -31,9 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv):
-    p = _Parser(prog="qvl-convert", description="Convert a Hugging Face Qwen3-VL checkpoint to the qvl "
+    p = _Parser(prog="qvl-convert", usage="qvl-convert SRC_HF_DIR OUT_DIR [options] | qvl-convert --random PRESET "
+                "OUT_DIR [options]", description="Convert a Hugging Face Qwen3-VL checkpoint to the qvl "
                 "ONNX model folder (vision.onnx, embedding.onnx, text.onnx + external data).")
-    p.add_argument("paths", nargs="+", metavar="SRC_HF_DIR OUT_DIR", help="checkpoint folder and output folder "
+    p.add_argument("paths", nargs="+", metavar="DIR", help="checkpoint folder and output folder "
                    "(only OUT_DIR with --random)")
     p.add_argument("--dtype", choices=["fp32", "fp16", "int4"], default="fp32")
     p.add_argument("--block-size", type=int, choices=[32, 64, 128], default=32)

@@ -44,6 +44,9 @@ def vision_host_inputs(grid_thw, head_dim, grid_side=48, merge=2, theta=10000.0)
     s = 0
     for t, h, w in np.asarray(grid_thw, np.int64).reshape(-1, 3):
         t, h, w = int(t), int(h), int(w)
+        if t < 1 or h < merge or w < merge or h % merge or w % merge:
+            raise ValueError(f"image_grid_thw row ({t}, {h}, {w}): t must be >= 1 and h, w positive "
+                             f"multiples of {merge}")
         ys, xs = linspace32(0, G - 1, h), linspace32(0, G - 1, w)
         y0, x0 = ys.astype(np.int64), xs.astype(np.int64)
         y1, x1 = np.minimum(y0 + 1, G - 1), np.minimum(x0 + 1, G - 1)
