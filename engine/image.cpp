@@ -1,7 +1,8 @@
-// Image file → RGB uint8 (stb_image), with the checks and colour rules that
-// make the result equal to what Hugging Face gets from PIL: format sniffing,
-// truncation checks stb does not do, 16-bit handling, EXIF orientation.
-// Resampling and patchify live in image_resize.cpp.
+// Image file → RGB uint8 (JPEG: libjpeg-turbo as PIL uses it, jpeg_decode.cpp;
+// other formats: stb_image), with the checks and colour rules that make the
+// result equal to what Hugging Face gets from PIL: format sniffing, truncation
+// checks stb does not do, 16-bit handling, EXIF orientation.
+// Resampling and patchify live in image_preprocess.cpp.
 #include "engine/image.h"
 
 #include <stb_image.h>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "engine/jpeg_decode.h"
 #include "kernels/base.h"
 
 namespace qvl {
@@ -80,11 +82,11 @@ Format sniff_format(const uint8_t* d, size_t n, const std::string& name) {
                      name.c_str()));
 }
 
-// Walks a JPEG's marker segments (skipping entropy-coded data) and checks
-// what stb does not: (1) the file is complete — stb decodes a JPEG that stops
-// mid-scan as if the rest were zeros, where PIL (libjpeg) reports "image file
-// is truncated"; (2) every Huffman table is well-formed — stb 2.27 writes past
-// its code-size table when a DHT declares more than 256 codes.
+// Walks a JPEG's marker segments (skipping entropy-coded data) and checks,
+// before libjpeg sees the file, with clearer messages: (1) the file is
+// complete — PIL reports "image file is truncated" when libjpeg runs out of
+// data (libjpeg alone would pad with a fake end-of-image); (2) every Huffman
+// table is well-formed (at most 256 codes, valid class and index).
 void check_jpeg_structure(const uint8_t* d, size_t n, const std::string& name) {
   const char* file = name.c_str();
   bool sos = false, eoi = false;
@@ -287,16 +289,11 @@ void check_dimensions(int w, int h, const std::string& name) {
             w, h, aspect, kMaxAspectRatio);
 }
 
-}  // namespace
-
-Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name) {
-  QVL_CHECK(size > 0, "image '%s': file is empty (0 bytes)", name.c_str());
-  QVL_CHECK(size < size_t(1) << 31, "image '%s': file is larger than 2 GiB", name.c_str());
-  Format fmt = sniff_format(data, size, name);
+// Every format but JPEG: stb_image, then PIL's colour rules.
+Image decode_with_stb(const uint8_t* data, size_t size, const std::string& name, Format fmt) {
   if (fmt == Format::PNG && size >= 24)  // IHDR width / height (stb only says "corrupt")
     check_dimensions(int(std::min<uint32_t>(rd32(data + 16, false), 1u << 30)),
                      int(std::min<uint32_t>(rd32(data + 20, false), 1u << 30)), name);
-  if (fmt == Format::JPEG) check_jpeg_structure(data, size, name);
   const int len = int(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
@@ -346,6 +343,22 @@ Image decode_image_memory(const uint8_t* data, size_t size, const std::string& n
     img.width = w;
     img.height = h;
     img.rgb.assign(px.get(), px.get() + size_t(w) * h * 3);
+  }
+  return img;
+}
+
+}  // namespace
+
+Image decode_image_memory(const uint8_t* data, size_t size, const std::string& name) {
+  QVL_CHECK(size > 0, "image '%s': file is empty (0 bytes)", name.c_str());
+  QVL_CHECK(size < size_t(1) << 31, "image '%s': file is larger than 2 GiB", name.c_str());
+  Format fmt = sniff_format(data, size, name);
+  Image img;
+  if (fmt == Format::JPEG) {
+    check_jpeg_structure(data, size, name);
+    img = decode_jpeg(data, size, name, [&](int w, int h) { check_dimensions(w, h, name); });
+  } else {
+    img = decode_with_stb(data, size, name, fmt);
   }
   check_dimensions(img.width, img.height, name);
   return apply_orientation(std::move(img), exif_orientation(data, size, fmt));

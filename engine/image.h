@@ -20,9 +20,10 @@
 //     (PIL keeps frame 0 in palette mode, convert("RGB") ignores transparency);
 //   - EXIF orientation (JPEG APP1, PNG eXIf) is applied: transformers'
 //     image_utils.load_image calls PIL.ImageOps.exif_transpose.
-// Formats (stb_image): PNG, JPEG (baseline + progressive), BMP, GIF (first
-// frame), TGA (by .tga extension: it has no signature), PNM. JPEG pixels differ
-// from PIL's libjpeg-turbo by a few LSB (different IDCT / chroma upsampling).
+// Formats: JPEG (baseline, progressive, arithmetic; gray / RGB / CMYK) through
+// libjpeg-turbo with PIL's settings, bit-exact with PIL (engine/jpeg_decode.h);
+// PNG, BMP, GIF (first frame), TGA (by .tga extension: it has no signature),
+// PNM through stb_image.
 #pragma once
 #include <cstdint>
 #include <string>

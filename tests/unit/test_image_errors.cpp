@@ -107,6 +107,44 @@ TEST_F(ImageErrors, TruncatedJpeg) {
   EXPECT_TRUE(FailsWith(write_bytes(dir, "prog_cut.jpg", prog), "truncated"));
 }
 
+// Offset of the first byte after the SOS segment (start of entropy data).
+size_t scan_data_start(const std::vector<uint8_t>& jpg) {
+  for (size_t i = 2; i + 3 < jpg.size(); ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) return i + 2 + ((size_t(jpg[i + 2]) << 8) | jpg[i + 3]);
+  return 0;
+}
+
+TEST_F(ImageErrors, CorruptJpegData) {
+  // libjpeg errors and data-damage warnings: one line, never a partial image.
+  std::vector<uint8_t> jpg = encoded("jpg");
+  const size_t scan = scan_data_start(jpg);
+  ASSERT_GT(scan, 0u);
+  ASSERT_GT(jpg.size(), scan + 200);
+  // Scan cut short but the file still ends with EOI (libjpeg: premature end
+  // of data segment; PIL would return a partly grey image).
+  std::vector<uint8_t> cut(jpg.begin(), jpg.begin() + scan + 100);
+  cut.push_back(0xFF);
+  cut.push_back(0xD9);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "cut_eoi.jpg", cut), "corrupt JPEG"));
+  // A restart marker in a file without restart interval.
+  std::vector<uint8_t> rst = jpg;
+  const uint8_t marker[] = {0xFF, 0xD3};
+  rst.insert(rst.begin() + scan + 60, marker, marker + 2);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "stray_rst.jpg", rst), "corrupt JPEG"));
+  // 12-bit precision in the frame header (PIL: "cannot handle 12-bit layers").
+  std::vector<uint8_t> p12 = jpg;
+  size_t sof = 0;
+  for (size_t i = 2; i + 1 < p12.size() && !sof; ++i)
+    if (p12[i] == 0xFF && p12[i + 1] == 0xC0) sof = i;
+  ASSERT_GT(sof, 0u);
+  p12[sof + 4] = 12;
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "p12.jpg", p12), "JPEG"));
+  // Frame header claiming 2 colour components (PIL: "cannot handle 2-layer").
+  std::vector<uint8_t> two = jpg;
+  two[sof + 9] = 2;
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "two.jpg", two), "JPEG"));
+}
+
 TEST_F(ImageErrors, TruncatedBmp) {
   std::vector<uint8_t> bmp = encoded("bmp");
   bmp.resize(bmp.size() - 100);

@@ -74,7 +74,7 @@ tr.putpalette([10, 20, 30, 200, 100, 50, 0, 255, 0, 255, 255, 255, 90, 90, 90, 1
 tr.save("transparent.gif", transparency=2)
 save_npy("transparent_rgb.npy", pil_rgb("transparent.gif"))
 
-# progressive JPEG (stb and libjpeg-turbo differ by a few LSB)
+# progressive JPEG (libjpeg-turbo; block smoothing applies to progressive files)
 sm = np.zeros((32, 48, 3), np.uint8)
 sm[..., 0] = np.linspace(0, 255, 48)[None, :]
 sm[..., 1] = np.linspace(255, 0, 32)[:, None]
@@ -90,3 +90,18 @@ for o in range(1, 9):
     base.save(f"exif_orient_{o}.png", exif=ex.tobytes())
     got = ImageOps.exif_transpose(Image.open(f"exif_orient_{o}.png")).convert("RGB")
     save_npy(f"exif_orient_{o}_rgb.npy", np.array(got))
+
+# grayscale, CMYK (PIL writes and reads Adobe-inverted CMYK) and an odd-sized
+# 4:2:2 JPEG (fancy upsampling at the right/bottom edges): PIL's convert("RGB")
+yy, xx = np.mgrid[0:23, 0:37]
+g = (xx * 6 + yy * 3 + rng.integers(0, 40, size=(23, 37))).clip(0, 255).astype(np.uint8)
+Image.fromarray(g, "L").save("gray.jpg", quality=90)
+save_npy("gray_rgb.npy", pil_rgb("gray.jpg"))
+c4 = rng.integers(0, 256, size=(19, 29, 4), dtype=np.uint8)
+c4[:, :, 3] = (np.arange(29) * 8)[None, :]
+Image.fromarray(c4, "CMYK").save("cmyk.jpg", quality=92)
+save_npy("cmyk_rgb.npy", pil_rgb("cmyk.jpg"))
+sub = rng.integers(0, 256, size=(21, 35, 3), dtype=np.uint8)
+sub[:10] = np.stack([xx[:10, :35] * 7, 255 - yy[:10, :35] * 20, xx[:10, :35] * 3], -1)
+Image.fromarray(sub).save("odd_422.jpg", quality=85, subsampling=1)
+save_npy("odd_422_rgb.npy", pil_rgb("odd_422.jpg"))
