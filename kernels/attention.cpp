@@ -1,7 +1,11 @@
 // Scaled dot-product attention (fp32 softmax): causal GQA over a KV cache and
-// bidirectional per-segment attention for vision. The fast versions thread
-// over (query row, head) pairs; each row does scores → softmax → Σ p·V with
-// AVX-512 dots. References accumulate in double.
+// bidirectional per-segment attention for vision. References accumulate in
+// double. Fast versions:
+//   * decode (S ≤ 4): flash-decoding — (KV head, key chunk) items in parallel,
+//     the query heads of a GQA group share each K/V read, partials merged;
+//   * prefill / vision segments: (query block, head) items in parallel, each
+//     S = Q·Kᵀ and O = P·V through the GEMM engine (gemm.h), masked softmax
+//     between them.
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -10,6 +14,8 @@
 #include "kernels/activations.h"
 #include "kernels/base.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "kernels/vmath.h"
 
 namespace qvl {
 
@@ -97,20 +103,190 @@ void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, i
     }
 }
 
+namespace {
+
+// ---- decode (few query tokens): flash-decoding over KV chunks -------------
+// Work item = (KV head, chunk of keys). All S·group query rows that share the
+// KV head are handled together so K and V are read once. Each item leaves a
+// partial (max m, sum l, unnormalized o[D]) per row; partials are merged as
+// o = Σ_c e^{m_c − m}·o_c / Σ_c e^{m_c − m}·l_c.
+void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                   const float* kcache, const float* vcache, int64_t ctx, int64_t past,
+                   float scale, float* out, int64_t out_stride) {
+  const int group = Hq / Hkv;
+  const int R = (int)S * group;  // rows per KV head
+  const int64_t L = past + S;    // keys seen by the last row
+  const int nt = cpu::threads();
+  int64_t chunk = 512;
+  while (chunk > 64 && (int64_t)Hkv * ((L + chunk - 1) / chunk) < 2 * nt) chunk /= 2;
+  const int64_t nch = (L + chunk - 1) / chunk;
+  const int64_t items = (int64_t)Hkv * nch;
+  Buffer<float> part(items * R * (D + 2));  // per item, per row: m, l, o[D]
+#pragma omp parallel num_threads(nt)
+  {
+    Buffer<float> sc(R * chunk);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int kvh = (int)(it / nch);
+      const int64_t c0 = (it % nch) * chunk, c1 = std::min(L, c0 + chunk), n = c1 - c0;
+      const float* kb = kcache + ((int64_t)kvh * ctx + c0) * D;
+      const float* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
+      for (int64_t j = 0; j < n; ++j)
+        for (int r = 0; r < R; ++r) {
+          const int64_t s = r / group;
+          const float* qr = q + s * q_stride + (int64_t)(kvh * group + r % group) * D;
+          sc[r * chunk + j] = c0 + j <= past + s ? scale * dot(qr, kb + j * D, D) : -INFINITY;
+        }
+      // Per row: max, exp, sum (vectorized); unnormalized o = Σ_j p_j·v_j.
+      for (int r = 0; r < R; ++r) {
+        float* pr = part.data() + (it * R + r) * (D + 2);
+        float* srow = sc.data() + r * chunk;
+        float m = -INFINITY, l = 0;
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        __m512 vm = _mm512_set1_ps(-INFINITY);
+        for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(srow + j));
+        m = _mm512_reduce_max_ps(vm);
+#endif
+        for (; j < n; ++j) m = std::max(m, srow[j]);
+        j = 0;
+        if (m != -INFINITY) {
+#if defined(__AVX512F__)
+          __m512 vl = _mm512_setzero_ps(), vmx = _mm512_set1_ps(m);
+          for (; j + 16 <= n; j += 16) {
+            __m512 e = vmath::exp512(_mm512_sub_ps(_mm512_loadu_ps(srow + j), vmx));
+            _mm512_storeu_ps(srow + j, e);
+            vl = _mm512_add_ps(vl, e);
+          }
+          l = cpu::hsum(vl);
+#endif
+          for (; j < n; ++j) l += (srow[j] = std::exp(srow[j] - m));
+        }
+        pr[0] = m;
+        pr[1] = l;
+      }
+      // o rows: V rows are read once for all R rows, 64 channels at a time.
+      for (int r0 = 0; r0 < R; r0 += 4) {
+        const int rn = std::min(4, R - r0);
+        for (int d0 = 0; d0 < D; d0 += 64) {
+          const int dn = std::min(64, D - d0);
+          float acc[4][64] = {};
+#if defined(__AVX512F__)
+          if (dn == 64) {
+            __m512 va[4][4];
+            for (int r = 0; r < 4; ++r)
+              for (int c = 0; c < 4; ++c) va[r][c] = _mm512_setzero_ps();
+            for (int64_t jj = 0; jj < n; ++jj) {
+              const float* vr = vb + jj * D + d0;
+              __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16);
+              __m512 v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48);
+              for (int r = 0; r < rn; ++r) {
+                __m512 p = _mm512_set1_ps(sc[(r0 + r) * chunk + jj]);
+                va[r][0] = _mm512_fmadd_ps(p, v0, va[r][0]);
+                va[r][1] = _mm512_fmadd_ps(p, v1, va[r][1]);
+                va[r][2] = _mm512_fmadd_ps(p, v2, va[r][2]);
+                va[r][3] = _mm512_fmadd_ps(p, v3, va[r][3]);
+              }
+            }
+            for (int r = 0; r < rn; ++r)
+              for (int c = 0; c < 4; ++c) _mm512_storeu_ps(acc[r] + 16 * c, va[r][c]);
+          } else
+#endif
+          {
+            for (int64_t jj = 0; jj < n; ++jj)
+              for (int r = 0; r < rn; ++r) {
+                const float p = sc[(r0 + r) * chunk + jj];
+                for (int d = 0; d < dn; ++d) acc[r][d] += p * vb[jj * D + d0 + d];
+              }
+          }
+          for (int r = 0; r < rn; ++r) {
+            float* o = part.data() + (it * R + r0 + r) * (D + 2) + 2 + d0;
+            if (part[(it * R + r0 + r) * (D + 2)] == -INFINITY) {
+              for (int d = 0; d < dn; ++d) o[d] = 0.f;
+            } else {
+              for (int d = 0; d < dn; ++d) o[d] = acc[r][d];
+            }
+          }
+        }
+      }
+    }
+  }
+  // Merge the chunks of every (KV head, row).
+  for (int kvh = 0; kvh < Hkv; ++kvh)
+    for (int r = 0; r < R; ++r) {
+      const int64_t s = r / group;
+      float* o = out + s * out_stride + (int64_t)(kvh * group + r % group) * D;
+      float m = -INFINITY;
+      for (int64_t c = 0; c < nch; ++c) m = std::max(m, part[((kvh * nch + c) * R + r) * (D + 2)]);
+      float l = 0;
+      for (int d = 0; d < D; ++d) o[d] = 0.f;
+      for (int64_t c = 0; c < nch; ++c) {
+        const float* pr = part.data() + ((kvh * nch + c) * R + r) * (D + 2);
+        if (pr[0] == -INFINITY) continue;
+        const float w = std::exp(pr[0] - m);
+        l += w * pr[1];
+        for (int d = 0; d < D; ++d) o[d] += w * pr[2 + d];
+      }
+      const float inv = 1.f / l;
+      for (int d = 0; d < D; ++d) o[d] *= inv;
+    }
+}
+
+// ---- blocked attention with the GEMM engine -------------------------------
+// One query block of one head: P = softmax(scale·Q·Kᵀ) over keys [0, nk) with
+// row r allowed keys [0, lim[r]); O = P·V. Q rows lda apart, K / V rows ldk
+// apart, O rows ldo apart. sc: scratch [nq, nk].
+void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const float* V,
+                  int64_t ldk, int64_t nk, const int64_t* lim, int D, float scale, float* O,
+                  int64_t ldo, float* sc) {
+  gemm::PackF32 kt(K, ldk, true);
+  gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  for (int64_t r = 0; r < nq; ++r) {
+    float* row = sc + r * nk;
+    const int64_t n = lim ? lim[r] : nk;
+    int64_t j = 0;
+#if defined(__AVX512F__)
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), vs));
+#endif
+    for (; j < n; ++j) row[j] *= scale;
+    softmax(row, 1, n);
+    for (j = n; j < nk; ++j) row[j] = 0.f;
+  }
+  gemm::PackF32 vb(V, ldk, false);
+  gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+}
+
+// Query rows per block: keep the score block near 1 MB.
+int64_t query_block(int64_t nk) { return std::max<int64_t>(12, std::min<int64_t>(96, (1 << 18) / std::max<int64_t>(nk, 1) / 12 * 12)); }
+
+}  // namespace
+
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                       const float* kcache, const float* vcache, int64_t ctx, int64_t past,
                       float scale, float* out, int64_t out_stride) {
   QVL_ASSERT(Hkv > 0 && Hq % Hkv == 0 && past + S <= ctx);
+  if (S <= 4 || !gemm::available()) {
+    causal_decode(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride);
+    return;
+  }
+  // Prefill: (head, query block) items; block [s0, s1) sees keys [0, past + s1).
   const int group = Hq / Hkv;
+  const int64_t qb = query_block(past + S);
+  const int64_t nblk = (S + qb - 1) / qb;
 #pragma omp parallel
   {
-    Buffer<float> scores(past + S + 16);
+    Buffer<float> sc(qb * (past + S));
+    std::vector<int64_t> lim(qb);
 #pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int64_t s = 0; s < S; ++s)
+    for (int64_t blk = nblk - 1; blk >= 0; --blk)  // longest rows first
       for (int h = 0; h < Hq; ++h) {
-        int64_t kv = (int64_t)(h / group) * ctx * D;
-        attend_row(q + s * q_stride + (int64_t)h * D, kcache + kv, vcache + kv, D, past + s + 1, D,
-                   scale, scores.data(), out + s * out_stride + (int64_t)h * D);
+        const int64_t s0 = blk * qb, s1 = std::min(S, s0 + qb), nk = past + s1;
+        for (int64_t r = 0; r < s1 - s0; ++r) lim[r] = past + s0 + r + 1;
+        const int64_t kv = (int64_t)(h / group) * ctx * D;
+        attend_block(q + s0 * q_stride + (int64_t)h * D, q_stride, s1 - s0, kcache + kv, vcache + kv,
+                     D, nk, lim.data(), D, scale, out + s0 * out_stride + (int64_t)h * D, out_stride,
+                     sc.data());
       }
   }
 }
@@ -133,21 +309,33 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
                         float scale, float* out) {
   int64_t maxlen = 0;
   for (int g = 0; g < nseg; ++g) maxlen = std::max(maxlen, cu_seqlens[g + 1] - cu_seqlens[g]);
-  // Segment of each row, so that one flat parallel loop covers all segments.
-  std::vector<int> seg_of(N);
+  if (maxlen <= 0) return;
+  // Work items: (segment, query block, head).
+  const int64_t qb = query_block(maxlen);
+  struct Item { int64_t seg_b, seg_e, q0, q1; };
+  std::vector<Item> items;
   for (int g = 0; g < nseg; ++g)
-    for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; ++i) seg_of[i] = g;
+    for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
+      items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
+  const int64_t n_items = (int64_t)items.size() * H;
 #pragma omp parallel
   {
-    Buffer<float> scores(maxlen + 16);
-#pragma omp for schedule(dynamic, 4) collapse(2)
-    for (int64_t i = 0; i < N; ++i)
-      for (int h = 0; h < H; ++h) {
-        int64_t b = cu_seqlens[seg_of[i]], e = cu_seqlens[seg_of[i] + 1];
-        attend_row(q + i * stride + (int64_t)h * D, k + b * stride + (int64_t)h * D,
-                   v + b * stride + (int64_t)h * D, stride, e - b, D, scale, scores.data(),
-                   out + (i * H + h) * D);
+    Buffer<float> sc(qb * maxlen + 16);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < n_items; ++t) {
+      const Item& it = items[t / H];
+      const int h = (int)(t % H);
+      const int64_t off = (int64_t)h * D;
+      if (!gemm::available()) {
+        for (int64_t i = it.q0; i < it.q1; ++i)
+          attend_row(q + i * stride + off, k + it.seg_b * stride + off, v + it.seg_b * stride + off,
+                     stride, it.seg_e - it.seg_b, D, scale, sc.data(), out + (i * H + h) * D);
+        continue;
       }
+      attend_block(q + it.q0 * stride + off, stride, it.q1 - it.q0, k + it.seg_b * stride + off,
+                   v + it.seg_b * stride + off, stride, it.seg_e - it.seg_b, nullptr, D, scale,
+                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data());
+    }
   }
 }
 

@@ -22,11 +22,11 @@ double tolerance(int D, int64_t L, float scale, double qmax, double kmax, double
 }
 
 TEST(KernelsAttention, CausalGqaDecodeAndPrefill) {
-  const int D = 64;
+  for (int D : {64, 80})
   for (int group : {1, 2, 4})
     for (int Hkv : {1, 2})
       for (int64_t past : {0, 5, 300})
-        for (int64_t S : {1, 7}) {
+        for (int64_t S : {1, 3, 7, 130}) {
           const int Hq = Hkv * group;
           const int64_t ctx = past + S + 3;  // spare cache slots must be ignored
           const int64_t qs = Hq * D + 8, os = Hq * D + 4;
@@ -40,23 +40,23 @@ TEST(KernelsAttention, CausalGqaDecodeAndPrefill) {
           attention_causal_ref(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale,
                                want.data(), os);
           EXPECT_TRUE(test::AllClose(got, want, tolerance(D, past + S, scale, 2, 2, 1)))
-              << "Hq=" << Hq << " Hkv=" << Hkv << " past=" << past << " S=" << S;
+              << "D=" << D << " Hq=" << Hq << " Hkv=" << Hkv << " past=" << past << " S=" << S;
         }
 }
 
 TEST(KernelsAttention, SegmentsBidirectional) {
   const int H = 3;
   for (int D : {16, 72, 80}) {
-    std::vector<int64_t> cu = {0, 1, 50, 64, 200};
+    std::vector<int64_t> cu = {0, 1, 50, 64, 200, 201, 331};
     const int64_t N = cu.back();
     const int64_t stride = 3 * H * D;  // packed qkv rows
     auto qkv = test::random_floats(N * stride, D, -1.5f, 1.5f);
     std::vector<float> got(N * H * D), want(N * H * D);
     float scale = 1.f / std::sqrt((float)D);
     attention_segments(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D,
-                       cu.data(), 4, scale, got.data());
+                       cu.data(), 6, scale, got.data());
     attention_segments_ref(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D,
-                           cu.data(), 4, scale, want.data());
+                           cu.data(), 6, scale, want.data());
     EXPECT_TRUE(test::AllClose(got, want, tolerance(D, 136, scale, 1.5, 1.5, 1.5))) << "D=" << D;
   }
 }
