@@ -2,9 +2,12 @@
 // crash or a silently garbage image: missing, empty, truncated, corrupt,
 // random bytes, text, unsupported containers, absurd headers.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
+
+#include <jpeglib.h>  // after <cstdio>: encodes the unusual JPEGs below
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -17,6 +20,7 @@
 #endif
 
 #include "engine/image.h"
+#include "engine/jpeg_decode.h"
 #include "test_util.h"
 
 namespace qvl {
@@ -139,10 +143,78 @@ TEST_F(ImageErrors, CorruptJpegData) {
   ASSERT_GT(sof, 0u);
   p12[sof + 4] = 12;
   EXPECT_TRUE(FailsWith(write_bytes(dir, "p12.jpg", p12), "JPEG"));
-  // Frame header claiming 2 colour components (PIL: "cannot handle 2-layer").
+  // Frame header whose length disagrees with its component count.
   std::vector<uint8_t> two = jpg;
   two[sof + 9] = 2;
-  EXPECT_TRUE(FailsWith(write_bytes(dir, "two.jpg", two), "JPEG"));
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "sof_len.jpg", two), "corrupt JPEG"));
+}
+
+// Encodes `px` ([h, w, comps]) with libjpeg: colour space `cs` (JCS_UNKNOWN
+// keeps `comps` components as they are), optional progressive scan script.
+std::vector<uint8_t> libjpeg_encode(int w, int h, int comps, J_COLOR_SPACE cs,
+                                    const std::vector<uint8_t>& px,
+                                    const std::vector<jpeg_scan_info>& scans = {}) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long len = 0;
+  jpeg_mem_dest(&c, &buf, &len);
+  c.image_width = JDIMENSION(w);
+  c.image_height = JDIMENSION(h);
+  c.input_components = comps;
+  c.in_color_space = cs;
+  jpeg_set_defaults(&c);
+  jpeg_set_colorspace(&c, cs);
+  if (!scans.empty()) {
+    c.scan_info = scans.data();
+    c.num_scans = int(scans.size());
+  }
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(px.data()) + size_t(c.next_scanline) * w * comps;
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::vector<uint8_t> out(buf, buf + len);
+  std::free(buf);
+  return out;
+}
+
+// A valid progressive script for 3 components: one DC scan, then every AC
+// coefficient of every component sent alone at point transform `al` and
+// refined bit by bit: 1 + 3·63·(al + 1) scans.
+std::vector<jpeg_scan_info> many_scans(int al) {
+  std::vector<jpeg_scan_info> s;
+  s.push_back({3, {0, 1, 2, 0}, 0, 0, 0, 0});
+  for (int comp = 0; comp < 3; ++comp)
+    for (int k = 1; k < 64; ++k) {
+      s.push_back({1, {comp, 0, 0, 0}, k, k, 0, al});
+      for (int bit = al; bit > 0; --bit) s.push_back({1, {comp, 0, 0, 0}, k, k, bit, bit - 1});
+    }
+  return s;
+}
+
+TEST_F(ImageErrors, UnusualJpegStructures) {
+  const int W = 16, H = 16;
+  std::vector<uint8_t> px(W * H * 3);
+  for (int i = 0; i < W * H * 3; ++i) px[i] = uint8_t(i * 37 % 251);
+  // 946 scans: under the limit, decodes close to the source.
+  std::vector<uint8_t> ok = libjpeg_encode(W, H, 3, JCS_RGB, px, many_scans(4));
+  Image img = decode_image_memory(ok.data(), ok.size(), "scans946.jpg");
+  ASSERT_EQ(img.rgb.size(), px.size());
+  double err = 0;
+  for (size_t i = 0; i < px.size(); ++i) err += std::abs(int(img.rgb[i]) - int(px[i]));
+  EXPECT_LT(err / double(px.size()), 40.0);
+  // 1,324 scans: refused before the decoder spends time on them.
+  static_assert(1 + 3 * 63 * 7 > kMaxJpegScans && 1 + 3 * 63 * 5 <= kMaxJpegScans);
+  std::vector<uint8_t> many = libjpeg_encode(W, H, 3, JCS_RGB, px, many_scans(6));
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "scans1324.jpg", many), "progressive scans"));
+  // Two components (PIL: "cannot handle 2-layer images").
+  std::vector<uint8_t> two = libjpeg_encode(W, H, 2, JCS_UNKNOWN, px);
+  EXPECT_TRUE(FailsWith(write_bytes(dir, "two.jpg", two), "2 colour components"));
 }
 
 TEST_F(ImageErrors, TruncatedBmp) {
