@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <random>
 
+#include <unistd.h>
+
 namespace qvl::test {
 
 std::string data_dir() { return QVL_TEST_DATA; }
@@ -21,7 +23,9 @@ std::string models_dir() {
 
 std::string scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;
-  fs::path p = fs::path(QVL_BINARY_DIR) / "test-scratch" / name;
+  // One folder per process: ctest -j runs test executables (and the tests of
+  // one executable) in parallel, and two of them may ask for the same name.
+  fs::path p = fs::path(QVL_BINARY_DIR) / "test-scratch" / (name + "." + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

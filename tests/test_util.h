@@ -19,7 +19,8 @@ std::string binary_dir();
 // build/models: tools/qvl-convert outputs made by the `qvl_models` CTest fixture
 // (qwen3vl-a-fp32, -fp16, -int4-b32, -int4-b128-zp); golden/e2e tests only.
 std::string models_dir();
-// A fresh, empty scratch folder under the build tree for this test.
+// A fresh, empty scratch folder under the build tree for this test
+// (build/test-scratch/<name>.<pid>).
 std::string scratch_dir(const std::string& name);
 
 struct Diff {
