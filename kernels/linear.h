@@ -62,8 +62,9 @@ void linear_ref(const float* X, int64_t M, const LinearWeight& W, float* Y);
 void dequantize_row(const LinearWeight& W, int64_t n, float* out);
 
 // Plain fp32 GEMM helper: C[M,N] = A[M,K] · B (B [K,N] if !transB else [N,K]),
-// C overwritten (beta = 0) or accumulated (beta = 1). Used for attention and
-// by the F32 linear path.
+// C = A·B + beta·C (beta 0 overwrites). Threaded; runs qvl's AVX-512 engine
+// (kernels/gemm.h, also usable with custom B packers) or OpenBLAS without it.
+// Used by the F32 linear path (M > 4).
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, bool transB, float* C, int64_t ldc, float beta = 0.f);
 
