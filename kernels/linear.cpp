@@ -74,41 +74,46 @@ void gemv_nk(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int
   }
 }
 
-// Same for a transposed [K,N] weight: columns [n0, n1) accumulated over k.
+// Same for a transposed [K,N] weight, columns [n0, n1). K is walked in slabs
+// of kSlab rows; within a slab every row is streamed over the whole column
+// range (kSlab sequential streams, prefetcher-friendly), partial sums kept in
+// Y (the thread's Y range stays in L1/L2).
 template <class Tag, int MR>
 void gemv_kn(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int64_t n0,
              int64_t n1, float* Y) {
-  constexpr int64_t kTile = 64;
-  for (int64_t t0 = n0; t0 < n1; t0 += kTile) {
-    int64_t t1 = std::min(n1, t0 + kTile);
-    int64_t n = t0;
+  constexpr int64_t kSlab = 16;
+  for (int m = 0; m < MR; ++m)
+    for (int64_t n = n0; n < n1; ++n) Y[m * N + n] = 0.f;
+  for (int64_t k0 = 0; k0 < K; k0 += kSlab) {
+    const int64_t k1 = std::min(K, k0 + kSlab);
+    int64_t n = n0;
 #if defined(__AVX512F__)
-    if (t1 - t0 == kTile) {
-      __m512 acc[MR][4];
-      for (int m = 0; m < MR; ++m)
-        for (int j = 0; j < 4; ++j) acc[m][j] = _mm512_setzero_ps();
-      for (int64_t k = 0; k < K; ++k) {
-        const typename Tag::T* w = W + k * N + t0;
-        __m512 wv[4];
-        for (int j = 0; j < 4; ++j) wv[j] = load16<Tag>(w + 16 * j);
+    for (; n + 32 <= n1; n += 32) {
+      __m512 acc[MR][2];
+      for (int m = 0; m < MR; ++m) {
+        acc[m][0] = _mm512_loadu_ps(Y + m * N + n);
+        acc[m][1] = _mm512_loadu_ps(Y + m * N + n + 16);
+      }
+      for (int64_t k = k0; k < k1; ++k) {
+        const typename Tag::T* w = W + k * N + n;
+        __m512 w0 = load16<Tag>(w), w1 = load16<Tag>(w + 16);
         for (int m = 0; m < MR; ++m) {
           __m512 xv = _mm512_set1_ps(X[m * K + k]);
-          for (int j = 0; j < 4; ++j) acc[m][j] = _mm512_fmadd_ps(wv[j], xv, acc[m][j]);
+          acc[m][0] = _mm512_fmadd_ps(w0, xv, acc[m][0]);
+          acc[m][1] = _mm512_fmadd_ps(w1, xv, acc[m][1]);
         }
       }
-      for (int m = 0; m < MR; ++m)
-        for (int j = 0; j < 4; ++j) _mm512_storeu_ps(Y + m * N + t0 + 16 * j, acc[m][j]);
-      continue;
+      for (int m = 0; m < MR; ++m) {
+        _mm512_storeu_ps(Y + m * N + n, acc[m][0]);
+        _mm512_storeu_ps(Y + m * N + n + 16, acc[m][1]);
+      }
     }
 #endif
-    for (; n < t1; ++n) {
-      float acc[MR] = {};
-      for (int64_t k = 0; k < K; ++k) {
+    for (; n < n1; ++n)
+      for (int64_t k = k0; k < k1; ++k) {
         float wv = load1<Tag>(W + k * N + n);
-        for (int m = 0; m < MR; ++m) acc[m] += wv * X[m * K + k];
+        for (int m = 0; m < MR; ++m) Y[m * N + n] += wv * X[m * K + k];
       }
-      for (int m = 0; m < MR; ++m) Y[m * N + n] = acc[m];
-    }
   }
 }
 
