@@ -135,8 +135,9 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
-  QVL_CHECK(build.type == "Release", "bench: this is a %s build; benchmark numbers need -DCMAKE_BUILD_TYPE=Release",
-            build.type.empty() ? "unknown" : build.type.c_str());
+  QVL_CHECK(is_release_build(), "bench: this is a %s build%s; benchmark numbers need -DCMAKE_BUILD_TYPE=Release",
+            build.type.empty() ? "unknown" : build.type.c_str(),
+            build.optimized ? "" : " without optimization");
   QVL_CHECK(!a.model.empty(), "bench: -m MODEL_DIR is required");
   QVL_CHECK(a.reps >= 1, "-r: must be >= 1");
   QVL_CHECK(a.gen >= 1, "--gen: must be >= 1");
@@ -255,8 +256,8 @@ int cmd_bench(int argc, char** argv) {
   }
   std::printf("qvl bench: %s, %d threads, %d reps (median [min..max]), %s\n", a.model.c_str(), threads, a.reps,
               a.profile ? "profiler zones ON" : "profiler zones off");
-  std::printf("build: %s, %s, %s, isa %s; cpu %s\n", build.type.c_str(), build.compiler.c_str(),
-              build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
+  std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
+              build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
   std::printf("load %.2f s, peak RSS %.0f MiB\n", load_s, peak_rss);
   for (auto& [L, s] : prefill)
     std::printf("prefill %6lld tok: %9.1f tok/s [%.1f..%.1f]; decode after it %.2f tok/s\n", (long long)L, s.median,

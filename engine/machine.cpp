@@ -82,16 +82,29 @@ BuildInfo build_info() {
   b.flags = QVL_BUILD_FLAGS;
 #endif
   while (!b.flags.empty() && b.flags.front() == ' ') b.flags.erase(b.flags.begin());
+  // What the compiler actually did (the CMake flag string can miss the
+  // per-configuration flags): optimization and assertions.
+#ifdef __OPTIMIZE__
+  b.optimized = true;
+#endif
+#ifdef NDEBUG
+  b.ndebug = true;
+#endif
   b.isa = compiled_isa();
   b.cpu_isa = runtime_isa();
   return b;
 }
 
 nlohmann::json build_json(const BuildInfo& b) {
-  return {{"type", b.type}, {"compiler", b.compiler}, {"flags", b.flags}, {"isa", b.isa}, {"cpu_isa", b.cpu_isa}};
+  return {{"type", b.type},       {"compiler", b.compiler}, {"flags", b.flags},
+          {"optimized", b.optimized}, {"ndebug", b.ndebug},   {"isa", b.isa},
+          {"cpu_isa", b.cpu_isa}};
 }
 
-bool is_release_build() { return build_info().type == "Release"; }
+bool is_release_build() {
+  BuildInfo b = build_info();
+  return b.type == "Release" && b.optimized && b.ndebug;
+}
 
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");

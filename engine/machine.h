@@ -14,11 +14,13 @@ struct BuildInfo {
   std::string flags;     // "-O3 -DNDEBUG -march=native"
   std::string isa;       // ISA the kernels were compiled for, e.g. "avx512f+avx512bw+avx512vnni+fma"
   std::string cpu_isa;   // best vector ISA of this CPU at run time
+  bool optimized = false;  // __OPTIMIZE__ was defined (-O1 or higher)
+  bool ndebug = false;     // NDEBUG was defined (assertions off)
 };
 
 BuildInfo build_info();
 nlohmann::json build_json(const BuildInfo& b);
-bool is_release_build();  // QVL_BUILD_TYPE == "Release"
+bool is_release_build();  // QVL_BUILD_TYPE == "Release", optimized, NDEBUG
 
 std::string cpu_model();  // "Intel(R) Xeon(R) Processor" from /proc/cpuinfo
 int cpu_count();          // online CPUs
