@@ -5,7 +5,10 @@
 //   fp32 GEMM: qvl linear (F32) vs plain OpenBLAS cblas_sgemm;
 //   attention decode at 4096 context.
 // The last argument of every benchmark is the thread count (OpenMP and OpenBLAS).
-// Run: build/bench/bench_kernels --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+// "f32" selects QuantCompute::F32 (1) or Int8 (0) for quantized weights.
+// Run (idle machine; passive waiting avoids barrier spin when cores are shared):
+//   OMP_WAIT_POLICY=passive build/bench/bench_kernels --benchmark_repetitions=3 \
+//       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
