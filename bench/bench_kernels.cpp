@@ -5,7 +5,10 @@
 //   fp32 GEMM: qvl linear (F32) vs plain OpenBLAS cblas_sgemm;
 //   attention decode at 4096 context.
 // The last argument of every benchmark is the thread count (OpenMP and OpenBLAS).
-// Run: build/bench/bench_kernels --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+// "f32" selects QuantCompute::F32 (1) or Int8 (0) for quantized weights.
+// Run (idle machine; passive waiting avoids barrier spin when cores are shared):
+//   OMP_WAIT_POLICY=passive build/bench/bench_kernels --benchmark_repetitions=3 \
+//       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
@@ -215,13 +218,14 @@ BENCHMARK(BM_Q4Linear)
       ThreadArgs(b, {{2048, 6144, 32, 1, 0}, {6144, 2048, 32, 1, 0}, {2048, 151936, 32, 1, 0},
                      {2048, 6144, 128, 1, 0}, {2048, 6144, 32, 4, 0}, {2048, 6144, 32, 1, 1},
                      {2048, 6144, 32, 512, 0}, {6144, 2048, 32, 512, 0}, {2048, 6144, 128, 512, 0},
-                     {2048, 6144, 32, 512, 1}});
+                     {2048, 6144, 32, 512, 1}, {6144, 2048, 32, 1, 1}, {2048, 151936, 32, 1, 1},
+                     {2048, 6144, 32, 4, 1}, {2048, 6144, 128, 1, 1}});
     })
     ->ArgNames({"K", "N", "bs", "M", "f32", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Q8Linear)
-    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 32, 1, 0}, {2048, 6144, 32, 512, 0}}); })
+    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 32, 1, 0}, {2048, 6144, 32, 512, 0}, {2048, 6144, 32, 1, 1}}); })
     ->ArgNames({"K", "N", "bs", "M", "f32", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);

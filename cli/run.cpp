@@ -44,6 +44,8 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
   f.add("--stop", &r.stop, "extra stop string (repeatable)");
   f.add("--min-pixels", &r.min_pixels, "image min pixels (default: preprocessor_config.json)");
   f.add("--max-pixels", &r.max_pixels, "image max pixels; lower it to cap image tokens");
+  f.add("--int8-act", &r.int8_act,
+        "INT4/INT8 models: int8 activations on VNNI (faster, approximate; default exact fp32)");
   f.add("--json", &r.json, "print one JSON result instead of streaming text");
 }
 
@@ -59,6 +61,7 @@ SessionOptions session_options(const RunFlags& r) {
   o.threads = r.threads;
   o.min_pixels = r.min_pixels;
   o.max_pixels = r.max_pixels;
+  o.int8_activations = r.int8_act;
   return o;
 }
 

@@ -29,6 +29,7 @@ struct RunFlags {
   std::vector<std::string> stop;
   bool json = false;
   int64_t min_pixels = -1, max_pixels = -1;
+  bool int8_act = false;
 };
 
 // Declares the flags on `f` (input flags only when with_input).

@@ -12,6 +12,7 @@
 #include "engine/image.h"
 #include "engine/tokenizer.h"
 #include "engine/threads.h"
+#include "kernels/linear.h"
 #include "kernels/profiler.h"
 #include "loader/config.h"
 #include "model/kv_cache.h"
@@ -78,6 +79,7 @@ Session::Session(const SessionOptions& o) : impl_(std::make_unique<Impl>()) {
   s.opts = o;
   QVL_CHECK(o.context > 0, "-c must be > 0 (got %lld)", (long long)o.context);
   set_threads(o.threads);
+  set_quant_compute(o.int8_activations ? QuantCompute::Int8 : QuantCompute::F32);
   s.files = find_model_files(o.model_dir);
   s.cfg = read_model_config(s.files.config_dir);
   read_preprocessor_config(s.files.config_dir, &s.pre);

@@ -10,7 +10,7 @@ namespace qvl::gemm {
 
 constexpr int kMR = 12;   // rows of C per micro-tile
 constexpr int kNR = 32;   // columns of C per micro-tile (two zmm)
-constexpr int kKC = 256;  // depth of one packed block
+constexpr int kKC = 256;  // depth of one packed block (PackQ relies on 256 % block == 0)
 
 // Writes B[k0 .. k0+kc) × [n0 .. n0+nr) as dst[k·kNR + j], j < kNR, columns
 // j ≥ nr set to 0. Must be thread-safe (called concurrently for disjoint n).

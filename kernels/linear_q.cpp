@@ -7,6 +7,7 @@
 //     while packing its B panels.
 // Activations are copied zero-padded to Kp = kb·block so padded weight tails
 // contribute nothing.
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/base.h"
@@ -77,6 +78,128 @@ inline void q4x32(const uint8_t* p, __m512* a, __m512* b) {
 }
 inline __m512 q8x16(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define QVL_GEMV_FAST 1
+// 16 consecutive per-block scales starting at block index i (nb ≤ 16 valid,
+// rest zero) as fp32.
+inline __m512 scales16(const void* s, DType t, int64_t i, __mmask16 k) {
+  const uint16_t* h = static_cast<const uint16_t*>(s) + i;
+  switch (t) {
+    case DType::F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, h));
+    case DType::BF16:
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, h)), 16));
+    default: return _mm512_maskz_loadu_ps(k, static_cast<const float*>(s) + i);
+  }
+}
+
+// Zero points of blocks c0..c0+nb of one row (c0 a multiple of 16) as fp32.
+inline __m512 zps16(const uint8_t* zr, int bits, int64_t zrb, int64_t c0, int nb) {
+  if (!zr) return _mm512_set1_ps((float)(1 << (bits - 1)));
+  if (bits == 8)
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8((__mmask16)((1u << nb) - 1), zr + c0)));
+  const int64_t o = c0 / 2;
+  const int nbytes = (int)std::min<int64_t>(8, zrb - o);
+  __m128i v = _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), zr + o);
+  const __m128i m = _mm_set1_epi8(0x0f);
+  __m128i q = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q));
+}
+
+// NR weight rows × MR activation rows, block size a multiple of 32 (BS = 0:
+// runtime). Blocks go in chunks of 16: the chunk's scales are converted with one
+// vector load per row and the zero-point term Σ_b s_b·zp_b·Σx_b is a vector FMA;
+// per block Σ q·x stays in vector lanes and is scaled by a broadcast s_b, so the
+// only horizontal sums are at the end. 4-bit rows use the even/odd activation
+// order of PaddedX (low nibbles ↔ x[j..j+16), high ↔ x[j+16..j+32)).
+template <int NR, int MR, int BITS, int BS>
+void gemv_q_fast(const PaddedX& px, const LinearWeight& W, int64_t n0, float* Y) {
+  const int bs = BS ? BS : W.block_size;
+  const int64_t kb = px.kb, blob = (int64_t)bs * BITS / 8, zrb = quant::zp_row_bytes(W);
+  const uint8_t* rows[NR];
+  const uint8_t* zr[NR];
+  for (int i = 0; i < NR; ++i) {
+    rows[i] = static_cast<const uint8_t*>(W.data) + (n0 + i) * kb * blob;
+    zr[i] = W.zero_points ? W.zero_points + (n0 + i) * zrb : nullptr;
+  }
+  const float* xb = px.x.data();
+  const int64_t Kp = px.Kp;
+  const __m512i nib = _mm512_set1_epi32(0x0f);
+  __m512 acc[NR][MR], corr[NR][MR];
+  for (int i = 0; i < NR; ++i)
+    for (int m = 0; m < MR; ++m) acc[i][m] = corr[i][m] = _mm512_setzero_ps();
+  alignas(64) float sb[NR][16];
+  for (int64_t c0 = 0; c0 < kb; c0 += 16) {
+    const int nb = (int)std::min<int64_t>(16, kb - c0);
+    const __mmask16 km = (__mmask16)((1u << nb) - 1);
+    __m512 xs[MR];
+    for (int m = 0; m < MR; ++m) xs[m] = _mm512_maskz_loadu_ps(km, px.xs.data() + m * kb + c0);
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; ++i) {
+      const __m512 s = scales16(W.scales, W.scale_dtype, (n0 + i) * kb + c0, km);
+      _mm512_store_ps(sb[i], s);
+      const __m512 sz = _mm512_mul_ps(s, zps16(zr[i], BITS, zrb, c0, nb));
+      for (int m = 0; m < MR; ++m) corr[i][m] = _mm512_fmadd_ps(sz, xs[m], corr[i][m]);
+    }
+    for (int bi = 0; bi < nb; ++bi) {
+      const int64_t b = c0 + bi;
+      const float* x = xb + b * bs;
+      __m512 t[NR][MR];
+      for (int j = 0; j < bs; j += 32) {
+        __m512 x0[MR], x1[MR];
+        for (int m = 0; m < MR; ++m) {
+          x0[m] = _mm512_loadu_ps(x + m * Kp + j);
+          x1[m] = _mm512_loadu_ps(x + m * Kp + j + 16);
+        }
+        for (int i = 0; i < NR; ++i) {
+          const uint8_t* q = rows[i] + b * blob + j * BITS / 8;
+          __m512 lo, hi;
+          if (BITS == 4) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q));
+            lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, nib));
+            hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4));
+          } else {
+            lo = q8x16(q);
+            hi = q8x16(q + 16);
+          }
+          for (int m = 0; m < MR; ++m) {
+            __m512 u = j == 0 ? _mm512_mul_ps(lo, x0[m]) : _mm512_fmadd_ps(lo, x0[m], t[i][m]);
+            t[i][m] = _mm512_fmadd_ps(hi, x1[m], u);
+          }
+        }
+      }
+      for (int i = 0; i < NR; ++i) {
+        const __m512 s = _mm512_set1_ps(sb[i][bi]);
+        for (int m = 0; m < MR; ++m) acc[i][m] = _mm512_fmadd_ps(t[i][m], s, acc[i][m]);
+      }
+    }
+  }
+  for (int i = 0; i < NR; ++i)
+    for (int m = 0; m < MR; ++m)
+      Y[m * W.N + n0 + i] =
+          cpu::hsum(_mm512_sub_ps(acc[i][m], corr[i][m])) + (W.bias ? W.bias[n0 + i] : 0.f);
+}
+
+// Rows [b, e) with the chunked kernel.
+template <int MR, int BITS, int BS>
+void gemv_q_fast_rows(const PaddedX& px, const LinearWeight& W, int64_t b, int64_t e, float* Y) {
+  constexpr int NR = MR <= 2 ? 4 : 2;
+  int64_t n = b;
+  for (; n + NR <= e; n += NR) gemv_q_fast<NR, MR, BITS, BS>(px, W, n, Y);
+  for (; n < e; ++n) gemv_q_fast<1, MR, BITS, BS>(px, W, n, Y);
+}
+
+template <int MR>
+void gemv_q_fast_dispatch(const PaddedX& px, const LinearWeight& W, int64_t b, int64_t e, float* Y) {
+  if (W.bits == 4) {
+    if (W.block_size == 32) gemv_q_fast_rows<MR, 4, 32>(px, W, b, e, Y);
+    else gemv_q_fast_rows<MR, 4, 0>(px, W, b, e, Y);
+  } else {
+    if (W.block_size == 32) gemv_q_fast_rows<MR, 8, 32>(px, W, b, e, Y);
+    else gemv_q_fast_rows<MR, 8, 0>(px, W, b, e, Y);
+  }
 }
 #endif
 
@@ -197,6 +320,12 @@ void gemv_q(const PaddedX& px, const LinearWeight& W, float* Y) {
   {
     int64_t b, e;
     cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
+#if defined(QVL_GEMV_FAST)
+    if (W.block_size % 32 == 0) {
+      gemv_q_fast_dispatch<MR>(px, W, b, e, Y);
+      b = e;  // done
+    }
+#endif
 #if defined(__AVX512F__)
     constexpr int NR = MR == 1 ? 4 : MR == 2 ? 2 : 1;
     int64_t n = b;

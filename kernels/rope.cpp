@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/base.h"
 #include "kernels/cpu.h"
 
 namespace qvl {
@@ -18,9 +19,10 @@ static float inv_freq(double theta, int j, int D) {
 void mrope_tables(const int64_t* pos, int64_t S, int D, double theta, const int* section,
                   bool interleaved, float* cos_out, float* sin_out) {
   const int half = D / 2;
+  QVL_CHECK(D > 0 && half <= 1024, "mrope_tables: head dim %d out of range (2..2048)", D);
   // axis[j]: 0 = T, 1 = H, 2 = W.
   int axis[1024];
-  for (int j = 0; j < half && j < 1024; ++j) {
+  for (int j = 0; j < half; ++j) {
     if (interleaved) {
       axis[j] = 0;
       if (j % 3 == 1 && j < 3 * section[1]) axis[j] = 1;

@@ -174,6 +174,22 @@ TEST(KernelsLinear, Q8AllBlockSizes) {
       }
 }
 
+// Decode GEMV (M <= 4) with many blocks per row: block chunks of 16 with a
+// partial last chunk (kb = 37, 19), odd N (row-group tails), padded K, zero
+// points (odd kb → half-used last zp byte), every scale dtype, Q4 and Q8.
+TEST(KernelsLinear, QuantGemvManyBlocksAllDecodeM) {
+  for (int bits : {4, 8})
+    for (int bs : {32, 64})
+      for (bool zp : {false, true})
+        for (DType sdt : {DType::F32, DType::F16, DType::BF16})
+          for (int64_t M : {1, 2, 3, 4}) {
+            const int64_t K = bs == 32 ? 32 * 36 + 5 : 64 * 18 + 40;  // kb = 37 / 19
+            QWeight q = make_q(bits, 23, K, bs, zp, sdt, M == 2, 500 + bits + bs + M);
+            check_linear(q.W, M, 31 + M, std::string("Q") + std::to_string(bits) + " gemv bs=" + std::to_string(bs) +
+                                             (zp ? " zp" : " sym") + " " + dtype_name(sdt));
+          }
+}
+
 TEST(KernelsLinear, Q4ExactMultipleLargeN) {
   QWeight q = make_q(4, 515, 2048, 128, false, DType::F32, false, 5);
   for (int64_t M : {1, 4, 64}) check_linear(q.W, M, 21, "Q4 K=2048");
