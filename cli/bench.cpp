@@ -112,7 +112,7 @@ struct BenchArgs {
   std::string model, lengths = "128,512,2048", images = "448,896";
   int threads = 0, reps = 3;
   int64_t gen = 128, bw_mb = 0;
-  bool json = false, profile = false;
+  bool json = false, profile = false, int8_act = false;
 };
 
 }  // namespace
@@ -132,6 +132,7 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--images", &a.images, "vision: synthetic square image sides in pixels ('' = none)");
   fl.add("--bandwidth-mb", &a.bw_mb, "bandwidth probe buffer in MiB (0 = max(1 GiB, 4 x LLC))");
   fl.add("--profile", &a.profile, "keep profiler zones on while measuring (shows their overhead)");
+  fl.add("--int8-act", &a.int8_act, "INT4/INT8 models: int8 activations on VNNI (as qvl run --int8-act)");
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
@@ -149,6 +150,7 @@ int cmd_bench(int argc, char** argv) {
   SessionOptions so;
   so.model_dir = a.model;
   so.threads = a.threads;
+  so.int8_activations = a.int8_act;
   so.context = *std::max_element(lengths.begin(), lengths.end()) + a.gen + 8;
   double t0 = now_s();
   Session sess(so);
@@ -224,6 +226,7 @@ int cmd_bench(int argc, char** argv) {
   j["reps"] = a.reps;
   j["gen"] = a.gen;
   j["profile_zones"] = a.profile;
+  j["activations"] = a.int8_act ? "int8" : "fp32";
   j["load_s"] = load_s;
   for (auto& [L, s] : prefill) {
     j["prefill_tok_s"][std::to_string(L)] = s.median;
@@ -254,7 +257,8 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("qvl bench: %s, %d threads, %d reps (median [min..max]), %s\n", a.model.c_str(), threads, a.reps,
+  std::printf("qvl bench: %s, %d threads, %s activations, %d reps (median [min..max]), %s\n",
+              a.model.c_str(), threads, a.int8_act ? "int8" : "fp32", a.reps,
               a.profile ? "profiler zones ON" : "profiler zones off");
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
