@@ -278,8 +278,19 @@ GenerateResult Session::Impl::run(const std::string& prompt_text,
 
 // Images in the order the template renders their pads; videos are refused.
 static std::vector<std::string> image_paths_of(const std::vector<Message>& msgs) {
+  // The template renders media only in user (and tool) turns; an image anywhere
+  // else would be dropped without a trace, so refuse it.
+  size_t all_media = 0;
+  for (const auto& m : msgs)
+    for (const auto& part : m.parts)
+      if (part.kind != ContentPart::Text) ++all_media;
+  auto rendered = rendered_media(msgs);
+  QVL_CHECK(rendered.size() == all_media,
+            "images are only supported in user messages (%zu of %zu images are in "
+            "system/assistant messages)",
+            all_media - rendered.size(), all_media);
   std::vector<std::string> out;
-  for (const ContentPart* part : rendered_media(msgs)) {
+  for (const ContentPart* part : rendered) {
     QVL_CHECK(part->kind == ContentPart::Image, "video input is not supported yet (%s)",
               part->path.c_str());
     out.push_back(part->path);

@@ -231,4 +231,11 @@ TEST(RunCliErrors, BadInputsGiveOneLine) {
                       << case_dir("02_image")
                       << R"(/image_0.png"},{"type":"text","text":"x <|vision_start|><|image_pad|><|vision_end|>"}]}]})";
   expect_one_line_error(run(qvl_bin() + " run" + m + " --messages " + msgs), "image placeholders");
+
+  // An image in an assistant turn would be dropped by the template: refused.
+  std::string msgs2 = scratch_dir("run_cli_assistant_image") + "/m.json";
+  std::ofstream(msgs2) << R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"image","image":")"
+                       << case_dir("02_image")
+                       << R"(/image_0.png"}]},{"role":"user","content":"and?"}]})";
+  expect_one_line_error(run(qvl_bin() + " run" + m + " --messages " + msgs2), "only supported in user messages");
 }
