@@ -111,6 +111,21 @@ TEST(RunCli, QuantizedAndFp16MatchOnnxRuntime) {
   }
 }
 
+// Two --image flags in one prompt (PNG + JPEG, different grids): the same
+// greedy ids as ONNX Runtime's end-to-end driver on the same files and flags.
+TEST(RunCli, TwoImagesMatchOnnxRuntime) {
+  std::string args = " --image " + case_dir("02_image") + "/image_0.png --image " +
+                     case_dir("03_resize") + "/image_0.jpg -p 'Compare these pictures.' -n 16";
+  Proc ort = run("PYENV_VERSION=system " + source_dir() + "/tools/ort-generate " + model("fp32") +
+                 args + " --json");
+  ASSERT_EQ(ort.code, 0) << ort.err;
+  Proc q = run(qvl_bin() + " run -m " + model("fp32") + args + " --temp 0 --json");
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_EQ(ids_of(q), ids_of(ort));
+  json j = json::parse(q.out);
+  EXPECT_EQ(j.at("image_tokens").get<int64_t>(), 80 + 70);  // grids 16x20 and 20x14, /4
+}
+
 // -p/--image builds the same conversation as the golden messages.json.
 TEST(RunCli, PromptFlagsEqualMessagesFile) {
   Proc a = run(qvl_bin() + " run -m " + model("fp32") + " --image " + case_dir("02_image") +
