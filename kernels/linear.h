@@ -39,16 +39,19 @@ struct LinearWeight {
 // Threaded with OpenMP; dispatches on W.kind and M (GEMV for M small).
 void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
 
-// How Q4/Q8 weights are multiplied (process-wide setting, default F32; Int8 is
-// the fast mode — ~2-3x faster prefill and decode — used only where the CPU has
-// AVX-512 VNNI, else F32):
-//   Int8: activations quantized per row and weight block, x ≈ dx·xi with
-//         xi = round(127·x / max|x_block|) ∈ [−127, 127], dx = max|x_block|/127;
-//         integer dot products (vpdpbusd), then y = Σ_b s_b·dx_b·Σ(q−zp)·xi.
-//         Error per output ≤ Σ_b |s_b|·Σ_k|q−zp|·dx_b/2 (≈1e−3 relative, the
-//         same scheme as ONNX Runtime's accuracy_level 4).
-//   F32:  weights dequantized in registers, fp32 activations (fp32 rounding only).
-enum class QuantCompute { Int8, F32 };
+// How Q4/Q8 weights are multiplied (process-wide setting, default F32; the
+// integer modes need AVX-512 VNNI and fall back to F32 without it):
+//   Int8:  activations quantized per row and weight block, x ≈ dx·xi with
+//          xi = round(127·x / max|x_block|) ∈ [−127, 127], dx = max|x_block|/127;
+//          integer dot products (vpdpbusd / AMX), then y = Σ_b s_b·dx_b·Σ(q−zp)·xi.
+//          Error per output ≤ Σ_b |s_b|·Σ_k|q−zp|·dx_b/2 (≈1e−3 relative, the
+//          same scheme as ONNX Runtime's accuracy_level 4).
+//   Int16: the same with 15-bit activations, xi = round(32639·x / max|x_block|),
+//          split as xi = 256·h + l with h, l ∈ [−128, 127] (two int8 planes, two
+//          integer dot products); error bound as above with dx = max|x_block|/32639
+//          (257× smaller than Int8).
+//   F32:   weights dequantized in registers, fp32 activations (fp32 rounding only).
+enum class QuantCompute { Int8, F32, Int16 };
 void set_quant_compute(QuantCompute mode);
 QuantCompute quant_compute();
 // linear() for a Q4/Q8 weight with an explicit compute mode (Int8 falls back
