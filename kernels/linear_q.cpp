@@ -392,7 +392,8 @@ void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 }  // namespace
 
 bool linear_qi8_available();                                                // linear_qi8.cpp
-void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_qi8.cpp
+// act_bits 8 (Int8) or 16 (Int16 split planes).
+void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);  // linear_qi8.cpp
 
 static QuantCompute g_quant_compute = QuantCompute::F32;
 
@@ -410,8 +411,8 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
             "quantized linear: unsupported bits %d / block_size %d (need 4|8, power of two >= 16)",
             W.bits, W.block_size);
   if (M <= 0 || W.N <= 0) return;
-  if (mode == QuantCompute::Int8 && linear_qi8_available()) {
-    linear_qi8(X, M, W, Y);
+  if (mode != QuantCompute::F32 && linear_qi8_available()) {
+    linear_qi8(X, M, W, Y, mode == QuantCompute::Int16 ? 16 : 8);
     return;
   }
   if (M > 4) {

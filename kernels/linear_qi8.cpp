@@ -8,6 +8,9 @@
 // lane with vpermps. For 4-bit weights the activations are stored in "nibble
 // order" per group (64 even-k bytes, then 64 odd-k bytes) so the low / high
 // nibble vectors multiply them without shuffling the weights.
+// Int16 mode (act_bits 16): xi = round(x·32639/max|x_b|) stored as two int8
+// planes h = (xi+128)>>8 and l = xi − 256·h; Σ q·xi = 256·Σ q·h + Σ q·l, two
+// vpdpbusd per weight vector instead of one, 257× smaller activation error.
 // Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
 // MR activation rows); work is split over N between threads.
 #include <cstring>
@@ -29,7 +32,8 @@ namespace {
 // e = dx·Σxi (for the zero-point term); all padded so 16-wide loads stay inside.
 struct QuantX {
   int64_t M = 0, kb = 0, G = 0, Kg = 0;
-  Buffer<int8_t> xq;  // [M, Kg]
+  int planes = 1;     // 1: Int8 (xi); 2: Int16 split, plane 0 = h, plane 1 = l
+  Buffer<int8_t> xq;  // [M, planes, Kg]
   Buffer<float> dx;   // [M, kb + 16]
   Buffer<float> e;    // [M, kb + 16]
 };
@@ -65,12 +69,14 @@ Geometry make_geometry(const LinearWeight& W) {
 
 // Quantizes X [M, K] per block into q (see QuantX). Natural order first, then
 // for 4-bit weights each 128-value group is split into even / odd halves.
-void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, QuantX* q) {
+void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, int planes, QuantX* q) {
   q->M = M;
   q->kb = gm.kb;
   q->G = gm.G;
   q->Kg = gm.G * gm.vg;
-  q->xq.resize(M * q->Kg);
+  q->planes = planes;
+  const float qmax = planes == 2 ? 32639.f : 127.f;
+  q->xq.resize(M * planes * q->Kg);
   q->dx.resize(M * (gm.kb + 16));
   q->e.resize(M * (gm.kb + 16));
   const int bs = gm.bs;
@@ -82,10 +88,11 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, QuantX
 #pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
   for (int64_t m = 0; m < M; ++m) {
     const float* x = X + m * K;
-    int8_t* out = q->xq.data() + m * q->Kg;
+    int8_t* out = q->xq.data() + m * planes * q->Kg;
+    int8_t* out_l = out + q->Kg;  // Int16: low plane
     float* dx = q->dx.data() + m * (gm.kb + 16);
     float* e = q->e.data() + m * (gm.kb + 16);
-    std::memset(out, 0, q->Kg);
+    std::memset(out, 0, planes * q->Kg);
     for (int64_t b = 0; b < gm.kb; ++b) {
       const int64_t k0 = b * bs, n = std::max<int64_t>(0, std::min<int64_t>(bs, K - k0));
       __m512 amax = _mm512_setzero_ps();
@@ -94,12 +101,18 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, QuantX
         amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j)));
       }
       float mx = _mm512_reduce_max_ps(amax);
-      float d = mx / 127.f, inv = mx > 0 ? 127.f / mx : 0.f;
+      float d = mx / qmax, inv = mx > 0 ? qmax / mx : 0.f;
       __m512i isum = _mm512_setzero_si512();
       for (int64_t j = 0; j < n; j += 16) {
         __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
         __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j), _mm512_set1_ps(inv)));
         isum = _mm512_add_epi32(isum, v);
+        if (planes == 2) {  // v = 256·h + l, h = (v + 128) >> 8, l ∈ [−128, 127]
+          __m512i h = _mm512_srai_epi32(_mm512_add_epi32(v, _mm512_set1_epi32(128)), 8);
+          __m512i l = _mm512_sub_epi32(v, _mm512_slli_epi32(h, 8));
+          _mm_storeu_si128((__m128i*)(out_l + k0 + j), _mm512_cvtepi32_epi8(l));
+          v = h;
+        }
         _mm_storeu_si128((__m128i*)(out + k0 + j), _mm512_cvtepi32_epi8(v));
       }
       dx[b] = d;
@@ -107,7 +120,7 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, QuantX
     }
     for (int64_t b = gm.kb; b < gm.kb + 16; ++b) dx[b] = e[b] = 0.f;
     if (gm.bits == 4) {
-      for (int64_t g = 0; g < gm.G; ++g) {
+      for (int64_t g = 0; g < gm.G * planes; ++g) {
         int8_t* p = out + g * 128;
         __m512i a = _mm512_loadu_si512(p), c = _mm512_loadu_si512(p + 64);
         _mm512_storeu_si512(p, _mm512_permutex2var_epi8(a, ev, c));
@@ -162,7 +175,21 @@ inline float dot_kb(const float* a, const float* b, int64_t kb) {
 // activation lane scales dx are gathered once, then each weight row is
 // unpacked and multiplied with all MR activation rows (x read from L1).
 // (Loops over the tile are fully unrolled so the accumulators stay in registers.)
-template <int NR, int MR, int BITS, int SD>
+// Σ q·xi over one 64-byte weight group for one activation row (x: its group
+// bytes in plane 0; plane 1 lies `pl` bytes further). 4-bit: lo/hi nibbles
+// against the even/odd halves; P = 2 combines the planes as 256·h + l.
+template <int BITS, int P>
+inline __m512i group_dot(__m512i lo, __m512i hi, const int8_t* x, int64_t pl) {
+  auto one = [&](const int8_t* xp) {
+    __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xp));
+    if constexpr (BITS == 4) s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xp + 64));
+    return s;
+  };
+  if constexpr (P == 1) return one(x);
+  else return _mm512_add_epi32(_mm512_slli_epi32(one(x), 8), one(x + pl));
+}
+
+template <int NR, int MR, int BITS, int SD, int P>
 __attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_t m0,
                                     const RowCtx* rows, int64_t n0, const LinearWeight& W,
                                     float* Y) {
@@ -178,9 +205,9 @@ __attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_
     wr[i] = rows[i].w;
     sp[i] = rows[i].s;
   }
-  const int8_t* xr = qx.xq.data() + m0 * qx.Kg;
+  const int8_t* xr = qx.xq.data() + m0 * P * qx.Kg;
   const float* dxr = qx.dx.data() + m0 * (qx.kb + 16);
-  const int64_t xstride = qx.Kg, dstride = qx.kb + 16, kb = gm.kb;
+  const int64_t xstride = P * qx.Kg, pl = qx.Kg, dstride = qx.kb + 16, kb = gm.kb;
   const __m512i nib = _mm512_set1_epi8(0x0f);
   // Software prefetch one tile ahead: the same offset in the next NR rows
   // (DRAM-bound decode reaches ~80 % of the stream bandwidth with it, ~55 % without).
@@ -198,20 +225,15 @@ __attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_
       _mm_prefetch((const char*)(wr[i] + g * 64 + pf_ahead), _MM_HINT_T0);
       __m512i w = _mm512_maskz_loadu_epi8(mk, wr[i] + g * 64);
       __m512 sl = _mm512_permutexvar_ps(gm.idx, load_scales<SD>(sp[i], b0, smk));
+      __m512i lo = w, hi = w;
       if constexpr (BITS == 4) {
-        __m512i lo = _mm512_and_si512(w, nib), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+        lo = _mm512_and_si512(w, nib);
+        hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+      }
 #pragma GCC unroll 8
-        for (int j = 0; j < MR; ++j) {
-          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xg + j * xstride));
-          s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xg + j * xstride + 64));
-          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sl, dl[j]), acc[i][j]);
-        }
-      } else {
-#pragma GCC unroll 8
-        for (int j = 0; j < MR; ++j) {
-          __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xg + j * xstride));
-          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sl, dl[j]), acc[i][j]);
-        }
+      for (int j = 0; j < MR; ++j) {
+        __m512i s = group_dot<BITS, P>(lo, hi, xg + j * xstride, pl);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sl, dl[j]), acc[i][j]);
       }
     }
   }
@@ -229,20 +251,20 @@ __attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_
     }
 }
 
-template <int NR, int BITS, int SD>
+template <int NR, int BITS, int SD, int P>
 void tile_m(const Geometry& gm, const QuantX& qx, int64_t m0, int64_t mr, const RowCtx* rows,
             int64_t n0, const LinearWeight& W, float* Y) {
   switch (mr) {
-    case 1: tile<NR, 1, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
-    case 2: tile<NR, 2, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
-    case 3: tile<NR, 3, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
-    default: tile<NR, 4, BITS, SD>(gm, qx, m0, rows, n0, W, Y); break;
+    case 1: tile<NR, 1, BITS, SD, P>(gm, qx, m0, rows, n0, W, Y); break;
+    case 2: tile<NR, 2, BITS, SD, P>(gm, qx, m0, rows, n0, W, Y); break;
+    case 3: tile<NR, 3, BITS, SD, P>(gm, qx, m0, rows, n0, W, Y); break;
+    default: tile<NR, 4, BITS, SD, P>(gm, qx, m0, rows, n0, W, Y); break;
   }
 }
 
 // Rows [n0, n1) of Y for all M rows: M blocks of kMBlock rows (kept in L2),
 // inside them panels of NR weight rows (kept in L1) against MR-row tiles.
-template <int BITS, int SD>
+template <int BITS, int SD, int P>
 void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
                 int64_t n1, float* Y) {
   constexpr int NR = 4, MR = 4;
@@ -272,37 +294,43 @@ void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int
       }
       for (int64_t m = mb; m < me; m += MR) {
         const int64_t mr = std::min<int64_t>(MR, me - m);
-        if (nr == NR) tile_m<NR, BITS, SD>(gm, qx, m, mr, rows, n, W, Y);
-        else for (int i = 0; i < nr; ++i) tile_m<1, BITS, SD>(gm, qx, m, mr, rows + i, n + i, W, Y);
+        if (nr == NR) tile_m<NR, BITS, SD, P>(gm, qx, m, mr, rows, n, W, Y);
+        else for (int i = 0; i < nr; ++i) tile_m<1, BITS, SD, P>(gm, qx, m, mr, rows + i, n + i, W, Y);
       }
       n += nr;
     }
   }
 }
 
-template <int BITS>
+template <int BITS, int P>
 void rows_range_sd(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
                    int64_t n1, float* Y) {
   switch (W.scale_dtype) {
-    case DType::F16: rows_range<BITS, 1>(gm, qx, W, n0, n1, Y); break;
-    case DType::BF16: rows_range<BITS, 2>(gm, qx, W, n0, n1, Y); break;
-    default: rows_range<BITS, 0>(gm, qx, W, n0, n1, Y); break;
+    case DType::F16: rows_range<BITS, 1, P>(gm, qx, W, n0, n1, Y); break;
+    case DType::BF16: rows_range<BITS, 2, P>(gm, qx, W, n0, n1, Y); break;
+    default: rows_range<BITS, 0, P>(gm, qx, W, n0, n1, Y); break;
   }
 }
 
 }  // namespace
 
-void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
   const Geometry gm = make_geometry(W);
+  const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;
-  quantize_x(X, M, W.K, gm, &qx);
+  quantize_x(X, M, W.K, gm, planes, &qx);
 #pragma omp parallel
   {
     int64_t b, e;
     cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
     if (b < e) {
-      if (W.bits == 4) rows_range_sd<4>(gm, qx, W, b, e, Y);
-      else rows_range_sd<8>(gm, qx, W, b, e, Y);
+      if (planes == 2) {
+        if (W.bits == 4) rows_range_sd<4, 2>(gm, qx, W, b, e, Y);
+        else rows_range_sd<8, 2>(gm, qx, W, b, e, Y);
+      } else {
+        if (W.bits == 4) rows_range_sd<4, 1>(gm, qx, W, b, e, Y);
+        else rows_range_sd<8, 1>(gm, qx, W, b, e, Y);
+      }
     }
   }
 }
@@ -310,7 +338,7 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 #else
 
 bool linear_qi8_available() { return false; }
-void linear_qi8(const float*, int64_t, const LinearWeight&, float*) {
+void linear_qi8(const float*, int64_t, const LinearWeight&, float*, int) {
   QVL_ASSERT(!"linear_qi8 needs AVX-512 VNNI/VBMI");
 }
 

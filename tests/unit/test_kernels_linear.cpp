@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -103,10 +104,11 @@ double magnitude(const std::vector<float>& X, int64_t M, const LinearWeight& W) 
   return mx;
 }
 
-// Per-output bound of the Int8 compute mode: each activation is off by at most
-// dx_b/2 = max|x_block|/254, so |Δy[m,n]| ≤ Σ_b |s_b|·Σ_k |q−zp|·max|x_b|/254,
-// plus fp32 rounding of the same magnitude scale as the F32 path.
-std::vector<double> int8_bounds(const std::vector<float>& X, int64_t M, const LinearWeight& W) {
+// Per-output bound of the integer compute modes: each activation is off by at
+// most dx_b/2 = max|x_block|/(2·qmax) (qmax 127 for Int8, 32639 for Int16), so
+// |Δy[m,n]| ≤ Σ_b |s_b|·Σ_k |q−zp|·max|x_b|/(2·qmax), plus fp32 rounding of the
+// same magnitude scale as the F32 path.
+std::vector<double> int_bounds(const std::vector<float>& X, int64_t M, const LinearWeight& W, double qmax) {
   std::vector<double> bound(M * W.N);
   std::vector<float> w(W.K), qm(W.K);
   const int bs = W.block_size;
@@ -122,7 +124,7 @@ std::vector<double> int8_bounds(const std::vector<float>& X, int64_t M, const Li
           wabs += std::fabs(w[k]);
           mag += qm[k] * std::fabs(X[m * W.K + k]);
         }
-        sum += wabs * amax / 254.0;
+        sum += wabs * amax / (2.0 * qmax);
       }
       bound[m * W.N + n] = sum * 1.0001 + (W.K + 8) * 2 * kEps * mag * 2;
     }
@@ -140,17 +142,21 @@ void check_linear(const LinearWeight& W, int64_t M, uint64_t seed, const std::st
   double tol = (W.K + 8) * 2 * kEps * magnitude(X, M, W);
   EXPECT_TRUE(test::AllClose(got, want, tol)) << what << " F32 M=" << M << " N=" << W.N << " K=" << W.K;
   if (!q) return;
-  // Int8 activations: element-wise derived bound; report the worst ratio.
-  linear_quant(X.data(), M, W, got.data(), QuantCompute::Int8);
-  std::vector<double> bound = int8_bounds(X, M, W);
-  double worst = 0;
-  int64_t wi = 0;
-  for (int64_t i = 0; i < M * W.N; ++i) {
-    double r = std::fabs((double)got[i] - want[i]) / bound[i];
-    if (!(r <= worst)) worst = r, wi = i;
+  // Integer activations: element-wise derived bound; report the worst ratio.
+  for (auto [mode, qmax, name] : {std::tuple{QuantCompute::Int8, 127.0, "Int8"},
+                                  std::tuple{QuantCompute::Int16, 32639.0, "Int16"}}) {
+    std::fill(got.begin(), got.end(), NAN);
+    linear_quant(X.data(), M, W, got.data(), mode);
+    std::vector<double> bound = int_bounds(X, M, W, qmax);
+    double worst = 0;
+    int64_t wi = 0;
+    for (int64_t i = 0; i < M * W.N; ++i) {
+      double r = std::fabs((double)got[i] - want[i]) / bound[i];
+      if (!(r <= worst)) worst = r, wi = i;
+    }
+    EXPECT_LE(worst, 1.0) << what << " " << name << " M=" << M << ": worst element " << wi << " got "
+                          << got[wi] << " want " << want[wi] << " bound " << bound[wi];
   }
-  EXPECT_LE(worst, 1.0) << what << " Int8 M=" << M << ": worst element " << wi << " got " << got[wi]
-                        << " want " << want[wi] << " bound " << bound[wi];
 }
 
 TEST(KernelsLinear, Q4AllBlockSizesZeroPointsScales) {
