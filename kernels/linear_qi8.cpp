@@ -18,6 +18,7 @@
 #include "kernels/base.h"
 #include "kernels/cpu.h"
 #include "kernels/linear.h"
+#include "kernels/linear_qamx.h"
 #include "kernels/quant.h"
 
 namespace qvl {
@@ -315,6 +316,7 @@ void rows_range_sd(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
 }  // namespace
 
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
+  if (M > 4 && act_bits == 8 && linear_q_amx(X, M, W, Y, 8)) return;
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;

@@ -1,0 +1,122 @@
+// Quantized prefill GEMM engines at Qwen3-VL-2B shapes (hidden 2048, MLP 6144):
+//   eng 0: AMX tiles, Int8 activations (linear_q_amx, kernels/linear_qamx.cpp)
+//   eng 1: AVX-512 VNNI register tiles, Int8 activations (linear_qi8 with AMX off)
+//   eng 2: fp32 GEMM engine, weights dequantized while packing (QuantCompute::F32)
+//   eng 3 / 4: AMX / VNNI with Int16 activations
+// Counter GOP/s = 2·M·N·K / time. Symmetric weights (default zero point), fp32
+// scales. The last argument is the thread count. Run (report medians):
+//   OMP_WAIT_POLICY=passive build/bench/bench_amx --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3  (one line)
+// BM_AmxThreshold sweeps small M (AMX vs VNNI) to place the M cut-over.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <omp.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/linear.h"
+#include "kernels/linear_qamx.h"
+
+namespace {
+
+using namespace qvl;
+
+struct QW {
+  std::vector<uint8_t> B;
+  std::vector<float> s;
+  LinearWeight W;
+};
+
+QW make_q(int bits, int64_t N, int64_t K, int bs) {
+  QW q;
+  std::mt19937 rng(1);
+  const int64_t kb = (K + bs - 1) / bs;
+  q.B.resize(N * kb * bs * bits / 8);
+  for (auto& b : q.B) b = (uint8_t)rng();
+  q.s.resize(N * kb);
+  for (auto& s : q.s) s = 0.01f * (float)(rng() % 100) / 100.f;
+  q.W.kind = bits == 4 ? WeightKind::Q4 : WeightKind::Q8;
+  q.W.N = N;
+  q.W.K = K;
+  q.W.bits = bits;
+  q.W.block_size = bs;
+  q.W.data = q.B.data();
+  q.W.scales = q.s.data();
+  return q;
+}
+
+std::vector<float> rnd(size_t n) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// One call of engine `eng` (see the file comment).
+void run(int eng, const float* X, int64_t M, const LinearWeight& W, float* Y) {
+  switch (eng) {
+    case 0: linear_q_amx(X, M, W, Y, 8); break;
+    case 3: linear_q_amx(X, M, W, Y, 16); break;
+    case 2: linear_quant(X, M, W, Y, QuantCompute::F32); break;
+    default:
+      set_amx_enabled(false);
+      linear_quant(X, M, W, Y, eng == 4 ? QuantCompute::Int16 : QuantCompute::Int8);
+      set_amx_enabled(true);
+  }
+}
+
+// args: K, N, bs, M, bits, eng, threads
+void BM_QuantGemm(benchmark::State& st) {
+  const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
+  const int eng = (int)st.range(5);
+  if ((eng == 0 || eng == 3) && !amx_available()) {
+    st.SkipWithError("AMX not available");
+    return;
+  }
+  omp_set_num_threads((int)st.range(6));
+  openblas_set_num_threads((int)st.range(6));
+  QW q = make_q((int)st.range(4), N, K, (int)st.range(2));
+  auto X = rnd(M * K);
+  std::vector<float> Y(M * N);
+  for (auto _ : st) {
+    run(eng, X.data(), M, q.W, Y.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+void Shapes(benchmark::internal::Benchmark* b) {
+  for (int t : {1, 2})
+    for (int64_t M : {128, 512})
+      for (auto kn : {std::pair<int64_t, int64_t>{2048, 6144}, {6144, 2048}, {2048, 2048}})
+        for (int eng : {0, 1, 2}) b->Args({kn.first, kn.second, 32, M, 4, eng, t});
+  // Other formats at the MLP up shape, M = 512, 2 threads: block 128, Q8, Int16.
+  for (int eng : {0, 1}) {
+    b->Args({2048, 6144, 128, 512, 4, eng, 2});
+    b->Args({2048, 6144, 32, 512, 8, eng, 2});
+  }
+  for (int eng : {3, 4}) b->Args({2048, 6144, 32, 512, 4, eng, 2});
+}
+
+void Threshold(benchmark::internal::Benchmark* b) {
+  for (int64_t M : {5, 8, 12, 16, 24, 32})
+    for (int eng : {0, 1}) b->Args({2048, 6144, 32, M, 4, eng, 2});
+}
+
+BENCHMARK(BM_QuantGemm)
+    ->Apply(Shapes)
+    ->ArgNames({"K", "N", "bs", "M", "bits", "eng", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_QuantGemm)
+    ->Name("BM_AmxThreshold")
+    ->Apply(Threshold)
+    ->ArgNames({"K", "N", "bs", "M", "bits", "eng", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
