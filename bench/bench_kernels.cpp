@@ -5,7 +5,8 @@
 //   fp32 GEMM: qvl linear (F32) vs plain OpenBLAS cblas_sgemm;
 //   attention decode at 4096 context.
 // The last argument of every benchmark is the thread count (OpenMP and OpenBLAS).
-// "f32" selects QuantCompute::F32 (1) or Int8 (0) for quantized weights.
+// "act" selects the activation precision of quantized weights: 8 (QuantCompute::Int8),
+// 16 (Int16, split planes) or 32 (F32).
 // Run (idle machine; passive waiting avoids barrier spin when cores are shared):
 //   OMP_WAIT_POLICY=passive build/bench/bench_kernels --benchmark_repetitions=3 \
 //       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
@@ -63,10 +64,14 @@ std::vector<float> rnd(size_t n) {
   return v;
 }
 
-// args: K, N, block, M, mode (0 int8 activations, 1 fp32), threads
+QuantCompute act_mode(int64_t bits) {
+  return bits == 32 ? QuantCompute::F32 : bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8;
+}
+
+// args: K, N, block, M, act (8, 16 or 32 bits), threads
 void BM_Q4Linear(benchmark::State& st) {
   const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
-  const QuantCompute mode = st.range(4) ? QuantCompute::F32 : QuantCompute::Int8;
+  const QuantCompute mode = act_mode(st.range(4));
   set_threads((int)st.range(5));
   QW q = make_q(4, N, K, (int)st.range(2));
   auto X = rnd(M * K);
@@ -83,7 +88,7 @@ void BM_Q4Linear(benchmark::State& st) {
 
 void BM_Q8Linear(benchmark::State& st) {
   const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
-  const QuantCompute mode = st.range(4) ? QuantCompute::F32 : QuantCompute::Int8;
+  const QuantCompute mode = act_mode(st.range(4));
   set_threads((int)st.range(5));
   QW q = make_q(8, N, K, (int)st.range(2));
   auto X = rnd(M * K);
@@ -215,18 +220,26 @@ void ThreadArgs(benchmark::internal::Benchmark* b, std::vector<std::vector<int64
 
 BENCHMARK(BM_Q4Linear)
     ->Apply([](auto* b) {
-      ThreadArgs(b, {{2048, 6144, 32, 1, 0}, {6144, 2048, 32, 1, 0}, {2048, 151936, 32, 1, 0},
-                     {2048, 6144, 128, 1, 0}, {2048, 6144, 32, 4, 0}, {2048, 6144, 32, 1, 1},
-                     {2048, 6144, 32, 512, 0}, {6144, 2048, 32, 512, 0}, {2048, 6144, 128, 512, 0},
-                     {2048, 6144, 32, 512, 1}, {6144, 2048, 32, 1, 1}, {2048, 151936, 32, 1, 1},
-                     {2048, 6144, 32, 4, 1}, {2048, 6144, 128, 1, 1}});
+      std::vector<std::vector<int64_t>> shapes;
+      for (int act : {8, 16, 32}) {  // decode GEMV at every precision
+        for (auto s : std::vector<std::vector<int64_t>>{{2048, 6144, 32, 1}, {6144, 2048, 32, 1},
+                                                        {2048, 151936, 32, 1}, {2048, 6144, 128, 1},
+                                                        {2048, 6144, 32, 4}}) {
+          s.push_back(act);
+          shapes.push_back(s);
+        }
+        shapes.push_back({2048, 6144, 32, 512, act});
+      }
+      shapes.push_back({6144, 2048, 32, 512, 8});
+      shapes.push_back({2048, 6144, 128, 512, 8});
+      ThreadArgs(b, shapes);
     })
-    ->ArgNames({"K", "N", "bs", "M", "f32", "thr"})
+    ->ArgNames({"K", "N", "bs", "M", "act", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Q8Linear)
-    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 32, 1, 0}, {2048, 6144, 32, 512, 0}, {2048, 6144, 32, 1, 1}}); })
-    ->ArgNames({"K", "N", "bs", "M", "f32", "thr"})
+    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 32, 1, 8}, {2048, 6144, 32, 1, 16}, {2048, 6144, 32, 512, 8}, {2048, 6144, 32, 1, 32}}); })
+    ->ArgNames({"K", "N", "bs", "M", "act", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FloatLinear)

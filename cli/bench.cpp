@@ -22,6 +22,7 @@
 #include "engine/ort_bridge.h"
 #include "engine/session.h"
 #include "kernels/base.h"
+#include "kernels/linear.h"
 #include "kernels/profiler.h"
 #include "loader/config.h"
 #include "loader/onnx_file.h"
@@ -113,6 +114,7 @@ struct BenchArgs {
   int threads = 0, reps = 3;
   int64_t gen = 128, bw_mb = 0;
   bool json = false, profile = false, int8_act = false;
+  int act_bits = 0;
 };
 
 }  // namespace
@@ -132,7 +134,8 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--images", &a.images, "vision: synthetic square image sides in pixels ('' = none)");
   fl.add("--bandwidth-mb", &a.bw_mb, "bandwidth probe buffer in MiB (0 = max(1 GiB, 4 x LLC))");
   fl.add("--profile", &a.profile, "keep profiler zones on while measuring (shows their overhead)");
-  fl.add("--int8-act", &a.int8_act, "INT4/INT8 models: int8 activations on VNNI (as qvl run --int8-act)");
+  fl.add("--act-bits", &a.act_bits, "INT4/INT8 models: activation bits 8|16|32 (as qvl run --act-bits)");
+  fl.add("--int8-act", &a.int8_act, "same as --act-bits 8");
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
@@ -150,12 +153,15 @@ int cmd_bench(int argc, char** argv) {
   SessionOptions so;
   so.model_dir = a.model;
   so.threads = a.threads;
-  so.int8_activations = a.int8_act;
+  QVL_CHECK(!(a.int8_act && a.act_bits && a.act_bits != 8), "--int8-act contradicts --act-bits %d", a.act_bits);
+  so.act_bits = a.int8_act ? 8 : a.act_bits;
   so.context = *std::max_element(lengths.begin(), lengths.end()) + a.gen + 8;
   double t0 = now_s();
   Session sess(so);
   double load_s = now_s() - t0;
   int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
+  const QuantCompute qc = quant_compute();  // what the session selected (after CPU fallback)
+  const char* act_name = qc == QuantCompute::Int8 ? "int8" : qc == QuantCompute::Int16 ? "int16" : "fp32";
   prof::enable(a.profile);
 
   std::map<int64_t, Stat> prefill, decode_by_len;
@@ -226,7 +232,7 @@ int cmd_bench(int argc, char** argv) {
   j["reps"] = a.reps;
   j["gen"] = a.gen;
   j["profile_zones"] = a.profile;
-  j["activations"] = a.int8_act ? "int8" : "fp32";
+  j["activations"] = act_name;
   j["load_s"] = load_s;
   for (auto& [L, s] : prefill) {
     j["prefill_tok_s"][std::to_string(L)] = s.median;
@@ -258,7 +264,7 @@ int cmd_bench(int argc, char** argv) {
     return 0;
   }
   std::printf("qvl bench: %s, %d threads, %s activations, %d reps (median [min..max]), %s\n",
-              a.model.c_str(), threads, a.int8_act ? "int8" : "fp32", a.reps,
+              a.model.c_str(), threads, act_name, a.reps,
               a.profile ? "profiler zones ON" : "profiler zones off");
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());

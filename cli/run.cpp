@@ -44,8 +44,10 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
   f.add("--stop", &r.stop, "extra stop string (repeatable)");
   f.add("--min-pixels", &r.min_pixels, "image min pixels (default: preprocessor_config.json)");
   f.add("--max-pixels", &r.max_pixels, "image max pixels; lower it to cap image tokens");
-  f.add("--int8-act", &r.int8_act,
-        "INT4/INT8 models: int8 activations on VNNI (faster, approximate; default exact fp32)");
+  f.add("--act-bits", &r.act_bits,
+        "INT4/INT8 models: activation bits 8|16|32 (default 16 on AVX-512 VNNI: 15-bit integer, "
+        "~1e-5 relative; 8 fastest, approximate; 32 exact fp32)");
+  f.add("--int8-act", &r.int8_act, "same as --act-bits 8");
   f.add("--json", &r.json, "print one JSON result instead of streaming text");
 }
 
@@ -61,7 +63,8 @@ SessionOptions session_options(const RunFlags& r) {
   o.threads = r.threads;
   o.min_pixels = r.min_pixels;
   o.max_pixels = r.max_pixels;
-  o.int8_activations = r.int8_act;
+  QVL_CHECK(!(r.int8_act && r.act_bits && r.act_bits != 8), "--int8-act contradicts --act-bits %d", r.act_bits);
+  o.act_bits = r.int8_act ? 8 : r.act_bits;
   return o;
 }
 

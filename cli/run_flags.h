@@ -29,6 +29,7 @@ struct RunFlags {
   std::vector<std::string> stop;
   bool json = false;
   int64_t min_pixels = -1, max_pixels = -1;
+  int act_bits = 0;  // 0 = engine default
   bool int8_act = false;
 };
 

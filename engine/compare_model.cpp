@@ -216,6 +216,7 @@ CompareReport compare_model(const ModelCompareOptions& o) {
   SessionOptions so;
   so.model_dir = o.model_dir;
   so.threads = o.threads;
+  so.act_bits = o.act_bits;
   so.context = std::max<int64_t>(256, (int64_t)in.ids.size() + 16);
   Session session(so);
   session.set_observer(&rec);

@@ -25,6 +25,7 @@ struct ModelCompareOptions {
   std::vector<std::string> images;
   std::string messages_file;    // --messages
   int threads = 0;
+  int act_bits = 0;  // SessionOptions::act_bits (quantized weights)
   std::string tools;            // tools/ folder override
   std::string keep;             // keep scratch files here ("" = temp, removed)
   bool file_images = false;     // golden: decode the case's image files instead of

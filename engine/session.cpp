@@ -79,7 +79,11 @@ Session::Session(const SessionOptions& o) : impl_(std::make_unique<Impl>()) {
   s.opts = o;
   QVL_CHECK(o.context > 0, "-c must be > 0 (got %lld)", (long long)o.context);
   set_threads(o.threads);
-  set_quant_compute(o.int8_activations ? QuantCompute::Int8 : QuantCompute::F32);
+  QVL_CHECK(o.act_bits == 0 || o.act_bits == 8 || o.act_bits == 16 || o.act_bits == 32,
+            "--act-bits must be 8, 16 or 32 (got %d)", o.act_bits);
+  set_quant_compute(o.act_bits == 8    ? QuantCompute::Int8
+                    : o.act_bits == 32 ? QuantCompute::F32
+                                       : QuantCompute::Int16);
   s.files = find_model_files(o.model_dir);
   s.cfg = read_model_config(s.files.config_dir);
   read_preprocessor_config(s.files.config_dir, &s.pre);

@@ -27,10 +27,12 @@ struct SessionOptions {
   int threads = 0;          // 0 = physical cores
   int64_t min_pixels = -1;  // -1: from preprocessor_config.json
   int64_t max_pixels = -1;
-  // INT4/INT8 weights: quantize activations to int8 per block and multiply on
-  // VNNI (about 2x faster decode) instead of exact fp32 activations. Off by
-  // default: its error (kernels/linear.h) can flip near-tied greedy choices.
-  bool int8_activations = false;
+  // INT4/INT8 weights: activation precision of the quantized matmuls
+  // (kernels/linear.h QuantCompute). 0 = default: 16 where the CPU has AVX-512
+  // VNNI, else 32. 16 = 15-bit per-block integer activations (error 1/65278 of
+  // the block's max |x|, ~2x faster than 32); 8 = int8 (fastest, ~1e-3
+  // relative, can flip near-tied greedy choices); 32 = exact fp32.
+  int act_bits = 0;
 };
 
 struct GenerateOptions {
