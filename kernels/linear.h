@@ -49,8 +49,8 @@ void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
 //   Int16: the same with 15-bit activations, xi = round(32639·x / max|x_block|),
 //          split as xi = 256·h + l with h, l ∈ [−128, 127] (two int8 planes, two
 //          integer dot products); error bound as above with dx = max|x_block|/32639
-//          (257× smaller than Int8). Decode (M ≤ 4) only on VNNI; prefill
-//          runs it where AMX is available, else the exact F32 path.
+//          (257× smaller than Int8). VNNI tiles up to 128 rows; longer
+//          prefills run it on AMX where available, else the exact F32 path.
 //   F32:   weights dequantized in registers, fp32 activations (fp32 rounding only).
 enum class QuantCompute { Int8, F32, Int16 };
 void set_quant_compute(QuantCompute mode);

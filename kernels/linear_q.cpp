@@ -395,6 +395,10 @@ bool linear_qi8_available();                                                // l
 // act_bits 8 (Int8) or 16 (Int16 split planes).
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);  // linear_qi8.cpp
 
+// Int16 without AMX: the VNNI tiles stream each weight once per 64 rows; up to
+// 128 rows they beat the fp32 GEMM, whose dequantize-while-packing dominates at
+// small M (M=16: ~3x faster; M=128 about even; M=512 fp32 wins, 210 vs 185 GFLOP/s).
+constexpr int64_t kInt16MaxRows = 128;
 static QuantCompute g_quant_compute = QuantCompute::F32;
 
 void set_quant_compute(QuantCompute mode) { g_quant_compute = mode; }
@@ -411,10 +415,8 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
             "quantized linear: unsupported bits %d / block_size %d (need 4|8, power of two >= 16)",
             W.bits, W.block_size);
   if (M <= 0 || W.N <= 0) return;
-  // Int16 prefill (M > 4) on the VNNI tiles is slower than the fp32 GEMM
-  // (two vpdpbusd per weight vector; ~185 vs ~210 GFLOP/s at M=512), so it
-  // takes the exact fp32 path there.
-  const bool int_path = mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && M <= 4);
+  // Int16 above kInt16MaxRows rows takes the exact fp32 GEMM (faster there).
+  const bool int_path = mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && M <= kInt16MaxRows);
   if (int_path && linear_qi8_available()) {
     linear_qi8(X, M, W, Y, mode == QuantCompute::Int16 ? 16 : 8);
     return;
