@@ -224,6 +224,12 @@ int cmd_bench(int argc, char** argv) {
   double bytes_tok = decode_bytes_per_token(a.model, cfg, avg_ctx);
   Stat dec = stat_of(decode_all);
   double dec_gb_s = bytes_tok * dec.median * 1e-9;
+  // Roofline of the decode after a prefill of L tokens: weights + K/V at its
+  // mean context L + gen/2, against the probed bandwidth.
+  auto roof_pct = [&](int64_t L) {
+    double b = decode_bytes_per_token(a.model, cfg, L + a.gen / 2.0);
+    return bw.gb_s > 0 ? 100.0 * b * decode_by_len[L].median * 1e-9 / bw.gb_s : 0.0;
+  };
   double peak_rss = rss_reset ? std::max(rss_before_probe, peak_rss_mb()) : peak_rss_mb();
 
   json j;
@@ -239,6 +245,7 @@ int cmd_bench(int argc, char** argv) {
     j["prefill_tok_s_min"][std::to_string(L)] = s.min;
     j["prefill_tok_s_max"][std::to_string(L)] = s.max;
     j["decode_tok_s_by_length"][std::to_string(L)] = decode_by_len[L].median;
+    j["decode_roofline_pct_by_length"][std::to_string(L)] = roof_pct(L);
   }
   j["decode_tok_s"] = dec.median;
   j["decode_tok_s_min"] = dec.min;
@@ -270,8 +277,8 @@ int cmd_bench(int argc, char** argv) {
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
   std::printf("load %.2f s, peak RSS %.0f MiB\n", load_s, peak_rss);
   for (auto& [L, s] : prefill)
-    std::printf("prefill %6lld tok: %9.1f tok/s [%.1f..%.1f]; decode after it %.2f tok/s\n", (long long)L, s.median,
-                s.min, s.max, decode_by_len[L].median);
+    std::printf("prefill %6lld tok: %9.1f tok/s [%.1f..%.1f]; decode after it %.2f tok/s (%.1f%% of roofline)\n",
+                (long long)L, s.median, s.min, s.max, decode_by_len[L].median, roof_pct(L));
   std::printf("decode (%lld tok after each prefill): %.2f tok/s [%.2f..%.2f]\n", (long long)a.gen, dec.median,
               dec.min, dec.max);
   for (auto& [s, v] : vision)
