@@ -7,15 +7,17 @@
 #
 #   bench/ort_vs_qvl.sh MODEL_DIR [-t N] [-r REPS] [--prompt-lengths 128,512]
 #                       [--gen 64] [--images 448] [--qvl PATH] [--json-out FILE]
+#                       [--qvl-flag FLAG]...   (extra qvl bench flags, e.g. --qvl-flag --act-bits=8)
 #
 # Needs a Release build of qvl (default build/qvl) and tools/node_modules (tools/setup).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
-usage() { sed -n '7,9p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
+usage() { sed -n '7,10p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 model="$1"; shift
 threads=2 reps=3 lengths=128,512 gen=64 images=448 qvl="$here/build/qvl" json_out=""
+qvl_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -t|--threads) threads="$2"; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --images) images="$2"; shift 2 ;;
     --qvl) qvl="$2"; shift 2 ;;
     --json-out) json_out="$2"; shift 2 ;;
+    --qvl-flag) qvl_extra+=("${2/=/ }"); shift 2 ;;
     *) echo "ort_vs_qvl.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
@@ -34,7 +37,7 @@ done
 ort_cmd=("$here/tools/ort-bench" "$model" --threads "$threads" -r "$reps" --prompt-lengths "$lengths"
          --gen "$gen" --images "$images")
 qvl_cmd=("$qvl" bench -m "$model" -t "$threads" -r "$reps" --prompt-lengths "$lengths"
-         --gen "$gen" --images "$images" --json)
+         --gen "$gen" --images "$images" --json ${qvl_extra[@]+${qvl_extra[@]}})
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
