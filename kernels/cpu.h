@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -33,6 +34,33 @@ inline void split_range(int64_t n, int parts, int i, int64_t align, int64_t* beg
   int64_t e = b + per + (i < rem ? 1 : 0);
   *begin = std::min(n, b * align);
   *end = std::min(n, e * align);
+}
+
+// Dynamic work sharing for streaming kernels: [0, n) handed out in chunks of
+// `chunk` (a multiple of the caller's alignment) from an atomic counter. A
+// thread slowed by another process simply takes fewer chunks, where static
+// halves would make every call wait for the slowest core.
+class ChunkQueue {
+ public:
+  ChunkQueue(int64_t n, int64_t chunk) : n_(n), chunk_(std::max<int64_t>(1, chunk)) {}
+  // Next range [*b, *e); false when the work is gone.
+  bool pop(int64_t* b, int64_t* e) {
+    int64_t s = next_.fetch_add(chunk_, std::memory_order_relaxed);
+    if (s >= n_) return false;
+    *b = s;
+    *e = std::min(n_, s + chunk_);
+    return true;
+  }
+
+ private:
+  std::atomic<int64_t> next_{0};
+  int64_t n_, chunk_;
+};
+
+// Chunk size giving each of `parts` threads about `per_thread` chunks, aligned.
+inline int64_t chunk_size(int64_t n, int parts, int64_t align, int per_thread = 8) {
+  int64_t c = (n + (int64_t)parts * per_thread - 1) / ((int64_t)parts * per_thread);
+  return std::max(align, (c + align - 1) / align * align);
 }
 
 #if defined(__AVX512F__)

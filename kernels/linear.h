@@ -59,6 +59,12 @@ QuantCompute quant_compute();
 // to F32 without VNNI).
 void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, QuantCompute mode);
 
+// The AVX-512 VNNI integer path itself (act_bits 8 = Int8, 16 = Int16), for
+// tests and benchmarks; M > 4 goes to AMX unless set_amx_enabled(false)
+// (linear_qamx.h). Needs linear_qi8_available().
+bool linear_qi8_available();
+void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
+
 // Scalar reference: dequantize element by element, accumulate in double.
 void linear_ref(const float* X, int64_t M, const LinearWeight& W, float* Y);
 

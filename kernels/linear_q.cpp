@@ -14,6 +14,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/linear_qamx.h"
 #include "kernels/quant.h"
 
 namespace qvl {
@@ -391,9 +392,6 @@ void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 
 }  // namespace
 
-bool linear_qi8_available();                                                // linear_qi8.cpp
-// act_bits 8 (Int8) or 16 (Int16 split planes).
-void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);  // linear_qi8.cpp
 
 // Int16 without AMX: the VNNI tiles stream each weight once per 64 rows; up to
 // 128 rows they beat the fp32 GEMM, whose dequantize-while-packing dominates at
@@ -415,8 +413,9 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
             "quantized linear: unsupported bits %d / block_size %d (need 4|8, power of two >= 16)",
             W.bits, W.block_size);
   if (M <= 0 || W.N <= 0) return;
-  // Int16 above kInt16MaxRows rows takes the exact fp32 GEMM (faster there).
-  const bool int_path = mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && M <= kInt16MaxRows);
+  // Int16 above kInt16MaxRows rows without AMX takes the exact fp32 GEMM (faster there).
+  const bool int_path =
+      mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && (M <= kInt16MaxRows || (amx_available() && amx_enabled())));
   if (int_path && linear_qi8_available()) {
     linear_qi8(X, M, W, Y, mode == QuantCompute::Int16 ? 16 : 8);
     return;

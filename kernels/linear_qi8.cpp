@@ -12,7 +12,7 @@
 // planes h = (xi+128)>>8 and l = xi − 256·h; Σ q·xi = 256·Σ q·h + Σ q·l, two
 // vpdpbusd per weight vector instead of one, 257× smaller activation error.
 // Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
-// MR activation rows); work is split over N between threads.
+// MR activation rows); threads take chunks of N rows from a shared counter.
 #include <cstring>
 
 #include "kernels/base.h"
@@ -316,16 +316,16 @@ void rows_range_sd(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
 }  // namespace
 
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
-  if (M > 4 && act_bits == 8 && linear_q_amx(X, M, W, Y, 8)) return;
+  if (M > 4 && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;
   quantize_x(X, M, W.K, gm, planes, &qx);
+  cpu::ChunkQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16));
 #pragma omp parallel
   {
     int64_t b, e;
-    cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), 16, &b, &e);
-    if (b < e) {
+    while (work.pop(&b, &e)) {
       if (planes == 2) {
         if (W.bits == 4) rows_range_sd<4, 2>(gm, qx, W, b, e, Y);
         else rows_range_sd<8, 2>(gm, qx, W, b, e, Y);

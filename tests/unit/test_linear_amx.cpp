@@ -154,7 +154,7 @@ void check_amx(const LinearWeight& W, int64_t M, uint64_t seed, const std::strin
     std::vector<float> got(M * W.N, NAN), vnni(M * W.N, NAN);
     ASSERT_TRUE(linear_q_amx(X.data(), M, W, got.data(), act_bits)) << tag;
     set_amx_enabled(false);
-    linear_quant(X.data(), M, W, vnni.data(), act_bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8);
+    linear_qi8(X.data(), M, W, vnni.data(), act_bits);
     set_amx_enabled(true);
     std::vector<double> ref_tol, vnni_tol;
     bounds(X, M, W, act_bits == 16 ? 32639.0 : 127.0, &ref_tol, &vnni_tol);
