@@ -65,6 +65,27 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
 bool linear_qi8_available();
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
 
+// How float-weight GEMMs (M > 4 rows) multiply (process-wide setting, default
+// F32). BF16: both operands rounded to bf16, fp32 accumulation on AMX
+// (kernels/gemm_bf16.h, relative error ≈ 2^−7 of Σ|x||w| per output); used by
+// the M > 4 paths of linear() for F32/F16/BF16 weights, by Q4/Q8 weights when
+// quant_compute() is F32 (dequantized panels rounded to bf16), and by
+// gemm_f32. The GEMV path (M ≤ 4) is unchanged. Without AMX BF16 behaves as F32.
+enum class FloatCompute { F32, BF16 };
+void set_float_compute(FloatCompute mode);
+FloatCompute float_compute();
+// Sets the mode for one scope, restores the previous one on exit.
+class ScopedFloatCompute {
+ public:
+  explicit ScopedFloatCompute(FloatCompute mode) : prev_(float_compute()) { set_float_compute(mode); }
+  ~ScopedFloatCompute() { set_float_compute(prev_); }
+  ScopedFloatCompute(const ScopedFloatCompute&) = delete;
+  ScopedFloatCompute& operator=(const ScopedFloatCompute&) = delete;
+
+ private:
+  FloatCompute prev_;
+};
+
 // Scalar reference: dequantize element by element, accumulate in double.
 void linear_ref(const float* X, int64_t M, const LinearWeight& W, float* Y);
 

@@ -7,6 +7,7 @@
 
 #include "kernels/base.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/linear.h"
 #include "kernels/quant.h"
 
@@ -74,7 +75,8 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) C[m * ldc + n] *= beta;
     gemm::PackF32 pb(B, ldb, transB);
-    gemm::sgemm(M, N, K, A, lda, pb, C, ldc, beta != 0.f);
+    if (float_compute() == FloatCompute::BF16) gemm::sgemm_bf16(M, N, K, A, lda, pb, C, ldc, beta != 0.f);
+    else gemm::sgemm(M, N, K, A, lda, pb, C, ldc, beta != 0.f);
     return;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, (blasint)M,

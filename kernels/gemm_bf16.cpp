@@ -1,0 +1,306 @@
+// bf16 GEMM on AMX (see gemm_bf16.h). Blocking, per thread over its N range:
+//   for each NC-wide column block, for each KC-deep slice of K:
+//     pack B [KC × NC] into VNNI bf16 panels (32 columns = two B tiles; tile
+//     row r of k-step s holds, for 16 columns, the bf16 pair k = 32s+2r, +1),
+//     then for each MC-row block of A: pack A as bf16 rows (K padded to 32
+//     with zeros, rows padded to 32), and run the 32×32 micro-kernel
+//     (tiles 0–3 = C 2×2, 4–5 = A, 6–7 = B; per k-step of 32: 2 A + 2 B tile
+//     loads, 4 tdpbf16ps) over every (panel, sliver) pair.
+// Full 32×32 C blocks are loaded/stored as tiles directly; edge blocks go
+// through a 32×32 scratch tile.
+#include "kernels/gemm_bf16.h"
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "kernels/base.h"
+#include "kernels/cpu.h"
+#include "kernels/dtype.h"
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512F__)
+#define QVL_AMX_BF16 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace qvl::gemm {
+
+// Packs B[k0 .. k0+kc) × [n0 .. n0+nr) from the packer in chunks of ≤ kKC rows
+// (what every packer supports), into dst [kc][kNR] fp32.
+static void pack_b_f32(const BPacker& B, int64_t k0, int kc, int64_t n0, int nr, float* dst) {
+  for (int k = 0; k < kc; k += kKC)
+    B.pack(k0 + k, std::min(kKC, kc - k), n0, nr, dst + (int64_t)k * kNR);
+}
+
+void sgemm_bf16_ref(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                    const BPacker& B, float* C, int64_t ldc, bool accumulate) {
+  std::vector<float> panel((size_t)std::max<int64_t>(K, 1) * kNR);
+  for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+    const int nr = (int)std::min<int64_t>(kNR, N - n0);
+    if (K > 0) pack_b_f32(B, 0, (int)K, n0, nr, panel.data());
+    for (int64_t m = 0; m < M; ++m)
+      for (int j = 0; j < nr; ++j) {
+        double s = accumulate ? C[m * ldc + n0 + j] : 0.0;
+        for (int64_t k = 0; k < K; ++k)
+          s += (double)bf16_to_f32(f32_to_bf16(A[m * lda + k])) *
+               (double)bf16_to_f32(f32_to_bf16(panel[k * kNR + j]));
+        C[m * ldc + n0 + j] = (float)s;
+      }
+  }
+}
+
+#if defined(QVL_AMX_BF16)
+
+namespace {
+
+constexpr int kKB = 512;       // K slice (multiple of 32 and of kKC)
+constexpr int64_t kMCb = 128;  // rows of A per packed block (multiple of 32)
+constexpr int64_t kNCb = 512;  // columns of B per packed block (multiple of 32)
+
+bool request_amx() {
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+// 64-byte tile configuration: palette 1, all 8 tiles 16 rows × 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  _tile_loadconfig(&cfg);
+}
+
+// RNE fp32 → bf16 in the upper 16 bits of each lane (lower bits garbage);
+// NaN becomes a quiet NaN.
+inline __m512i rne_hi(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7fc00000));
+}
+
+// 16 fp32 → 16 bf16 (RNE).
+inline __m256i to_bf16(__m512 x) { return _mm512_cvtepi32_epi16(_mm512_srli_epi32(rne_hi(x), 16)); }
+
+// Two fp32 rows (k, k+1) of 16 columns → 16 VNNI pairs (k low, k+1 high).
+inline __m512i vnni_pair(__m512 k0, __m512 k1) {
+  return _mm512_or_si512(_mm512_srli_epi32(rne_hi(k0), 16),
+                         _mm512_and_si512(rne_hi(k1), _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+// fp32 panel P[kc][32] → two VNNI tiles per k-step: dst[(t·ks + s)·512 + r·32 + 2c + {0,1}]
+// = P[32s + 2r + {0,1}][16t + c]; k ≥ kc zero. ks = ceil(kc / 32).
+void panel_to_vnni(const float* P, int kc, uint16_t* dst) {
+  const int ks = (kc + 31) / 32;
+  const __m512 z = _mm512_setzero_ps();
+  for (int s = 0; s < ks; ++s)
+    for (int r = 0; r < 16; ++r) {
+      const int k = 32 * s + 2 * r;
+      for (int t = 0; t < 2; ++t) {
+        const __m512 a = k < kc ? _mm512_load_ps(P + (int64_t)k * kNR + 16 * t) : z;
+        const __m512 b = k + 1 < kc ? _mm512_load_ps(P + (int64_t)(k + 1) * kNR + 16 * t) : z;
+        _mm512_store_si512((__m512i*)(dst + ((int64_t)t * ks + s) * 512 + r * 32), vnni_pair(a, b));
+      }
+    }
+}
+
+// A rows [mr][kc] fp32 (lda) → bf16 rows of length kp (multiple of 32), zero
+// padded in k; rows mr .. rows_pad−1 zero.
+void pack_a(const float* A, int64_t lda, int mr, int kc, int kp, int rows_pad, uint16_t* dst) {
+  for (int i = 0; i < rows_pad; ++i) {
+    uint16_t* d = dst + (int64_t)i * kp;
+    if (i >= mr) {
+      std::memset(d, 0, (size_t)kp * 2);
+      continue;
+    }
+    const float* src = A + i * lda;
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) _mm256_storeu_si256((__m256i*)(d + k), to_bf16(_mm512_loadu_ps(src + k)));
+    if (k < kc) {
+      const __mmask16 m = (__mmask16)((1u << (kc - k)) - 1);
+      _mm256_storeu_si256((__m256i*)(d + k), to_bf16(_mm512_maskz_loadu_ps(m, src + k)));
+      k += 16;
+    }
+    for (; k < kp; k += 16) _mm256_storeu_si256((__m256i*)(d + k), _mm256_setzero_si256());
+  }
+}
+
+// C[32 × 32] (ldc floats) (+)= A sliver (32 bf16 rows, kp apart) · B panel (ks k-steps).
+void micro_32x32(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* c, int64_t ldc,
+                 bool load_c) {
+  const int64_t cs = ldc * 4, as = (int64_t)kp * 2;
+  if (load_c) {
+    _tile_loadd(0, c, cs);
+    _tile_loadd(1, c + 16, cs);
+    _tile_loadd(2, c + 16 * ldc, cs);
+    _tile_loadd(3, c + 16 * ldc + 16, cs);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  const uint16_t* b1 = bp + (int64_t)ks * 512;
+  const uint16_t* a1 = a + (int64_t)16 * kp;
+  for (int s = 0; s < ks; ++s) {
+    _tile_loadd(4, a + 32 * s, as);
+    _tile_loadd(6, bp + 512 * s, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b1 + 512 * s, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a1 + 32 * s, as);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, cs);
+  _tile_stored(1, c + 16, cs);
+  _tile_stored(2, c + 16 * ldc, cs);
+  _tile_stored(3, c + 16 * ldc + 16, cs);
+}
+
+// Edge block: mr ≤ 32 rows, nr ≤ 32 columns of C through a scratch tile.
+void micro_edge(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* C, int64_t ldc,
+                int mr, int nr, bool acc) {
+  alignas(64) float t[32 * 32];
+  if (acc) {
+    std::memset(t, 0, sizeof(t));
+    for (int i = 0; i < mr; ++i) std::memcpy(t + i * 32, C + i * ldc, (size_t)nr * 4);
+  }
+  micro_32x32(ks, a, kp, bp, t, 32, acc);
+  for (int i = 0; i < mr; ++i) std::memcpy(C + i * ldc, t + i * 32, (size_t)nr * 4);
+}
+
+struct Scratch {
+  Buffer<float> panel;     // [kKB][kNR] fp32
+  Buffer<uint16_t> a, b;   // packed A block, packed B block
+};
+Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// Columns [n_off, n_off + N) of B into C[:, 0..N); tiles already configured.
+void range_amx(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+               int64_t n_off, float* C, int64_t ldc, bool accumulate) {
+  Scratch& s = scratch();
+  const int64_t nc_max = std::min<int64_t>(kNCb, (N + kNR - 1) / kNR * kNR);
+  const int64_t mc_max = std::min<int64_t>(kMCb, (M + 31) / 32 * 32);
+  const int kp_max = (int)std::min<int64_t>(kKB, (K + 31) / 32 * 32);
+  if (s.panel.size() < (size_t)kKB * kNR) s.panel.resize((size_t)kKB * kNR);
+  if (s.b.size() < (size_t)(kp_max * nc_max)) s.b.resize((size_t)(kp_max * nc_max));
+  if (s.a.size() < (size_t)(kp_max * mc_max)) s.a.resize((size_t)(kp_max * mc_max));
+  for (int64_t jc = 0; jc < N; jc += kNCb) {
+    const int64_t nc = std::min(kNCb, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kKB) {
+      const int kc = (int)std::min<int64_t>(kKB, K - pc);
+      const int kp = (kc + 31) / 32 * 32, ks = kp / 32;
+      const bool acc = accumulate || pc > 0;
+      for (int64_t jr = 0; jr < nc; jr += kNR) {
+        pack_b_f32(B, pc, kc, n_off + jc + jr, (int)std::min<int64_t>(kNR, nc - jr), s.panel.data());
+        panel_to_vnni(s.panel.data(), kc, s.b.data() + jr * kp);
+      }
+      for (int64_t ic = 0; ic < M; ic += kMCb) {
+        const int64_t mc = std::min(kMCb, M - ic);
+        const int rows_pad = (int)((mc + 31) / 32 * 32);
+        pack_a(A + ic * lda + pc, lda, (int)mc, kc, kp, rows_pad, s.a.data());
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = (int)std::min<int64_t>(kNR, nc - jr);
+          const uint16_t* bp = s.b.data() + jr * kp;
+          for (int64_t ir = 0; ir < mc; ir += 32) {
+            const int mr = (int)std::min<int64_t>(32, mc - ir);
+            float* c = C + (ic + ir) * ldc + jc + jr;
+            const uint16_t* ap = s.a.data() + ir * kp;
+            if (mr == 32 && nr == kNR) micro_32x32(ks, ap, kp, bp, c, ldc, acc);
+            else micro_edge(ks, ap, kp, bp, c, ldc, mr, nr, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Configures this thread's tiles, runs range_amx, releases the tiles.
+void range_tiles(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+                 int64_t n_off, float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  configure_tiles();
+  range_amx(M, N, K, A, lda, B, n_off, C, ldc, accumulate);
+  _tile_release();
+}
+
+}  // namespace
+
+bool bf16_amx_available() {
+  static const bool ok = request_amx();  // thread-safe one-time initialisation
+  return ok;
+}
+
+void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                       const BPacker& B, float* C, int64_t ldc, bool accumulate) {
+  if (!bf16_amx_available()) {
+    sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+    return;
+  }
+  range_tiles(M, N, K, A, lda, B, 0, C, ldc, accumulate);
+}
+
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+                float* C, int64_t ldc, bool accumulate) {
+  if (!bf16_amx_available()) {
+    sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
+    return;
+  }
+  const int nt = cpu::threads();
+  if (nt == 1 || M * N * K < (1 << 20)) {
+    range_tiles(M, N, K, A, lda, B, 0, C, ldc, accumulate);
+    return;
+  }
+  // Split N when every thread gets at least two panels, else M (32-row slivers).
+  const bool split_n = N >= (int64_t)nt * kNR * 2;
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t b, e;
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (split_n) {
+      cpu::split_range(N, T, t, kNR, &b, &e);
+      if (b < e) range_tiles(M, e - b, K, A, lda, B, b, C + b, ldc, accumulate);
+    } else {
+      cpu::split_range(M, T, t, 32, &b, &e);
+      if (b < e) range_tiles(e - b, N, K, A + b * lda, lda, B, 0, C + b * ldc, ldc, accumulate);
+    }
+  }
+}
+
+#else  // no AMX: the fp32 engine
+
+bool bf16_amx_available() { return false; }
+
+void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                       const BPacker& B, float* C, int64_t ldc, bool accumulate) {
+  sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+}
+
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+                float* C, int64_t ldc, bool accumulate) {
+  sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
+}
+
+#endif
+
+}  // namespace qvl::gemm

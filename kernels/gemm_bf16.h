@@ -1,0 +1,42 @@
+// bf16 GEMM with fp32 accumulation (AMX tdpbf16ps when present):
+//   C[M, N] (ldc) = A[M, K] (fp32, lda) · B  (+ C when accumulate)
+// B comes from a gemm::BPacker (fp32 panels, so F32/F16/BF16/quantized
+// weights all work); both operands are rounded to bf16 (round to nearest
+// even) while packing, products are exact in fp32 and summed in fp32.
+//
+// Error: with ã = a(1+δa), b̃ = b(1+δb), |δ| ≤ 2^−8 (bf16 unit roundoff),
+//   |C − A·B| ≤ (2·2^−8 + 2^−16 + K·2^−24) · Σ_k |a_k|·|b_k|   (per element)
+// i.e. ≈ 2^−7 relative to Σ|a||b| for the operand rounding plus the usual fp32
+// summation term. Against the "bf16-rounded operands, exact sum" reference
+// only the summation term γ_K·Σ|ã||b̃| remains.
+//
+// Without AMX (not compiled with __AMX_TILE__/__AMX_BF16__, or the kernel
+// refuses the XTILEDATA permission) every call runs the fp32 engine
+// (gemm::sgemm), i.e. the result is then fp32-exact, not bf16-rounded.
+// AVX512-BF16 vdpbf16ps is deliberately not used (slower than fp32 FMA on
+// the target CPUs).
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace qvl::gemm {
+
+// True when the AMX bf16 path will run (compiled in and permitted by the OS;
+// the permission is requested once, thread-safe).
+bool bf16_amx_available();
+
+// Single-threaded; safe inside OpenMP regions (configures and releases the
+// calling thread's tiles).
+void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                       const BPacker& B, float* C, int64_t ldc, bool accumulate);
+
+// Split over N (or M when N is narrow) across the OpenMP threads.
+void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+                float* C, int64_t ldc, bool accumulate);
+
+// Scalar reference: A and B rounded to bf16 (RNE), products summed in double.
+void sgemm_bf16_ref(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                    const BPacker& B, float* C, int64_t ldc, bool accumulate);
+
+}  // namespace qvl::gemm

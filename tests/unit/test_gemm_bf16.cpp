@@ -1,0 +1,192 @@
+// bf16 GEMM (kernels/gemm_bf16.h) against two references, shapes with tails
+// in M, N and K:
+//   * sgemm_bf16_ref (operands rounded to bf16, exact products, double sum):
+//     only fp32 summation error is left, |err| ≤ γ·Σ|ã||b̃| with γ = K·2^−24
+//     (plus 2^−24 relative for the final store); we allow 2·γ;
+//   * a double-precision fp32 GEMM: operand rounding adds ≤ (2·2^−8 + 2^−16)
+//     relative to Σ|a||b| (each operand off by ≤ 2^−8 relative); we test
+//     against that bound and check that it is not vacuous (the observed error
+//     is > 1/64 of it, i.e. bf16 rounding really happened) when AMX runs.
+// Also linear() under ScopedFloatCompute(BF16) for F32 / F16 / Q4 weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/dtype.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
+#include "kernels/linear.h"
+#include "tests/test_util.h"
+
+namespace qvl {
+namespace {
+
+struct Shape {
+  int64_t M, N, K;
+};
+
+// Σ_k |a_mk|·|b_kn| in double (B [K, N] row-major).
+std::vector<double> abs_products(const std::vector<float>& A, const std::vector<float>& B, Shape s) {
+  std::vector<double> r((size_t)(s.M * s.N), 0.0);
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t n = 0; n < s.N; ++n)
+        r[m * s.N + n] += std::fabs((double)A[m * s.K + k]) * std::fabs((double)B[k * s.N + n]);
+  return r;
+}
+
+std::vector<float> exact(const std::vector<float>& A, const std::vector<float>& B, Shape s) {
+  std::vector<float> r((size_t)(s.M * s.N));
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t n = 0; n < s.N; ++n) {
+      double acc = 0;
+      for (int64_t k = 0; k < s.K; ++k) acc += (double)A[m * s.K + k] * B[k * s.N + n];
+      r[m * s.N + n] = (float)acc;
+    }
+  return r;
+}
+
+// Largest |got − want| / bound over all elements (≤ 1 passes).
+double worst_ratio(const std::vector<float>& got, const std::vector<float>& want,
+                   const std::vector<double>& bound) {
+  double w = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    w = std::max(w, std::fabs((double)got[i] - want[i]) / std::max(bound[i], 1e-30));
+  return w;
+}
+
+class GemmBf16 : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(GemmBf16, MatchesReferences) {
+  const Shape s = GetParam();
+  auto A = test::random_floats((size_t)(s.M * s.K), 11 + s.M, -1.f, 1.f);
+  auto B = test::random_floats((size_t)(s.K * s.N), 23 + s.N, -1.f, 1.f);
+  gemm::PackF32 pb(B.data(), s.N, false);
+  std::vector<float> got((size_t)(s.M * s.N), 0.f), ser(got.size(), 0.f), ref(got.size(), 0.f);
+  gemm::sgemm_bf16(s.M, s.N, s.K, A.data(), s.K, pb, got.data(), s.N, false);
+  gemm::sgemm_bf16_serial(s.M, s.N, s.K, A.data(), s.K, pb, ser.data(), s.N, false);
+  gemm::sgemm_bf16_ref(s.M, s.N, s.K, A.data(), s.K, pb, ref.data(), s.N, false);
+  const auto absp = abs_products(A, B, s);
+  const auto ex = exact(A, B, s);
+  const double gamma = (double)s.K * std::ldexp(1.0, -24) + std::ldexp(1.0, -24);
+  const double rnd = 2 * std::ldexp(1.0, -8) + std::ldexp(1.0, -16);
+  std::vector<double> tight(absp.size()), loose(absp.size());
+  for (size_t i = 0; i < absp.size(); ++i) {
+    tight[i] = 2 * gamma * absp[i] * (1 + rnd);
+    loose[i] = (rnd + 2 * gamma) * absp[i];
+  }
+  if (gemm::bf16_amx_available()) {
+    EXPECT_LE(worst_ratio(got, ref, tight), 1.0) << "threaded vs bf16 reference";
+    EXPECT_LE(worst_ratio(ser, ref, tight), 1.0) << "serial vs bf16 reference";
+    // bf16 rounding must be visible: error vs exact is a sizeable part of the bound.
+    EXPECT_GT(worst_ratio(got, ex, loose), 1.0 / 64) << "no bf16 rounding observed";
+  }
+  EXPECT_LE(worst_ratio(got, ex, loose), 1.0) << "threaded vs exact";
+  EXPECT_LE(worst_ratio(ser, ex, loose), 1.0) << "serial vs exact";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GemmBf16,
+                         ::testing::Values(Shape{1, 1, 1}, Shape{5, 7, 3}, Shape{32, 32, 32},
+                                           Shape{33, 65, 47}, Shape{17, 31, 513},
+                                           Shape{100, 96, 1030}, Shape{131, 200, 64},
+                                           Shape{64, 1100, 96}, Shape{300, 40, 257}));
+
+TEST(GemmBf16Extra, AccumulateTransposedAndStrided) {
+  // C (ldc 70) += A (lda 50) · Bᵀ with B stored [N, K].
+  const int64_t M = 45, N = 61, K = 37, lda = 50, ldc = 70;
+  auto A = test::random_floats((size_t)(M * lda), 3);
+  auto Bt = test::random_floats((size_t)(N * K), 4);
+  auto C0 = test::random_floats((size_t)(M * ldc), 5);
+  gemm::PackF32 pb(Bt.data(), K, true);
+  auto got = C0, ref = C0;
+  gemm::sgemm_bf16(M, N, K, A.data(), lda, pb, got.data(), ldc, true);
+  gemm::sgemm_bf16_ref(M, N, K, A.data(), lda, pb, ref.data(), ldc, true);
+  double worst = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double bound = 3;  // |c0| + Σ|a||b| ≤ 1 + K
+      for (int64_t k = 0; k < K; ++k) bound += std::fabs(A[m * lda + k] * Bt[n * K + k]);
+      const double tol = gemm::bf16_amx_available() ? 2 * (K + 2) * std::ldexp(1.0, -24) * bound
+                                                    : (2 * std::ldexp(1.0, -8) + 1e-6) * bound;
+      worst = std::max(worst, std::fabs((double)got[m * ldc + n] - ref[m * ldc + n]) / tol);
+    }
+  EXPECT_LE(worst, 1.0);
+  // Columns beyond N in the padded C rows are untouched.
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = N; n < ldc; ++n) ASSERT_EQ(got[m * ldc + n], C0[m * ldc + n]);
+}
+
+TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
+  // linear() with BF16 selected: F32 [K,N] weight, F16 [N,K] weight; compared
+  // with linear_ref at the operand-rounding bound; GEMV rows (M ≤ 4) unchanged.
+  const int64_t M = 37, N = 70, K = 300;
+  auto X = test::random_floats((size_t)(M * K), 7);
+  auto Wf = test::random_floats((size_t)(K * N), 8);
+  std::vector<uint16_t> Wh((size_t)(N * K));
+  for (size_t i = 0; i < Wh.size(); ++i) Wh[i] = f32_to_f16(Wf[i]);
+  LinearWeight wf{WeightKind::F32, N, K, true, Wf.data()};
+  LinearWeight wh{WeightKind::F16, N, K, false, Wh.data()};
+  for (const LinearWeight* w : {&wf, &wh}) {
+    std::vector<float> y((size_t)(M * N)), y32(y.size()), ref(y.size());
+    EXPECT_EQ(float_compute(), FloatCompute::F32);
+    linear(X.data(), M, *w, y32.data());
+    {
+      ScopedFloatCompute bf(FloatCompute::BF16);
+      EXPECT_EQ(float_compute(), FloatCompute::BF16);
+      linear(X.data(), M, *w, y.data());
+    }
+    EXPECT_EQ(float_compute(), FloatCompute::F32);
+    linear_ref(X.data(), M, *w, ref.data());
+    double worst = 0, diff32 = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double absp = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          float wv = w == &wf ? Wf[k * N + n] : f16_to_f32(Wh[n * K + k]);
+          absp += std::fabs(X[m * K + k] * wv);
+        }
+        const double tol = (2 * std::ldexp(1.0, -8) + 2 * K * std::ldexp(1.0, -24)) * absp;
+        worst = std::max(worst, std::fabs((double)y[m * N + n] - ref[m * N + n]) / tol);
+        diff32 = std::max(diff32, std::fabs((double)y[m * N + n] - y32[m * N + n]));
+      }
+    EXPECT_LE(worst, 1.0);
+    if (gemm::bf16_amx_available()) {
+      EXPECT_GT(diff32, 0.0) << "BF16 mode did not change the result";
+    }
+  }
+}
+
+TEST(GemmBf16Extra, LinearQ4Bf16) {
+  // Q4 weight, block 32, with zero points: BF16 mode vs linear_ref.
+  const int64_t M = 20, N = 48, K = 96, bs = 32, kb = K / bs;
+  std::vector<uint8_t> q((size_t)(N * K / 2)), zp((size_t)(N * ((kb + 1) / 2)));
+  std::vector<float> sc((size_t)(N * kb));
+  auto r = test::random_floats(q.size() + zp.size() + sc.size(), 9, 0.f, 1.f);
+  size_t t = 0;
+  for (auto& v : q) v = (uint8_t)(r[t++] * 256);
+  for (auto& v : zp) v = (uint8_t)(r[t++] * 256);
+  for (auto& v : sc) v = 0.01f + 0.05f * r[t++];
+  LinearWeight w{WeightKind::Q4, N, K, false, q.data(), (int)bs, 4, sc.data(), DType::F32, zp.data()};
+  auto X = test::random_floats((size_t)(M * K), 10);
+  std::vector<float> y((size_t)(M * N)), ref(y.size()), row((size_t)K);
+  {
+    ScopedFloatCompute bf(FloatCompute::BF16);
+    linear(X.data(), M, w, y.data());
+  }
+  linear_ref(X.data(), M, w, ref.data());
+  double worst = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    dequantize_row(w, n, row.data());
+    for (int64_t m = 0; m < M; ++m) {
+      double absp = 0;
+      for (int64_t k = 0; k < K; ++k) absp += std::fabs(X[m * K + k] * row[k]);
+      const double tol = (2 * std::ldexp(1.0, -8) + 2 * K * std::ldexp(1.0, -24)) * absp;
+      worst = std::max(worst, std::fabs((double)y[m * N + n] - ref[m * N + n]) / tol);
+    }
+  }
+  EXPECT_LE(worst, 1.0);
+}
+
+}  // namespace
+}  // namespace qvl
