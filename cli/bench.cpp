@@ -113,7 +113,7 @@ struct BenchArgs {
   std::string model, lengths = "128,512,2048", images = "448,896";
   int threads = 0, reps = 3;
   int64_t gen = 128, bw_mb = 0;
-  bool json = false, profile = false, int8_act = false;
+  bool json = false, profile = false, int8_act = false, vision_bf16 = false;
   int act_bits = 0;
 };
 
@@ -122,7 +122,7 @@ struct BenchArgs {
 int cmd_bench(int argc, char** argv) {
   BenchArgs a;
   Flags fl("qvl bench -m MODEL_DIR [-t N] [-r REPS] [--prompt-lengths 128,512,2048] [--gen 128] "
-           "[--images 448,896] [--json] [--profile]");
+           "[--images 448,896] [--vision-bf16] [--json] [--profile]");
   fl.add("-m", &a.model, "model folder");
   fl.alias("--model");
   fl.add("-t", &a.threads, "threads (0 = physical cores)");
@@ -136,6 +136,7 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--profile", &a.profile, "keep profiler zones on while measuring (shows their overhead)");
   fl.add("--act-bits", &a.act_bits, "INT4/INT8 models: activation bits 8|16|32 (as qvl run --act-bits)");
   fl.add("--int8-act", &a.int8_act, "same as --act-bits 8");
+  fl.add("--vision-bf16", &a.vision_bf16, "vision encoder matmuls in bf16 on AMX (as qvl run --vision-bf16)");
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
@@ -155,6 +156,7 @@ int cmd_bench(int argc, char** argv) {
   so.threads = a.threads;
   QVL_CHECK(!(a.int8_act && a.act_bits && a.act_bits != 8), "--int8-act contradicts --act-bits %d", a.act_bits);
   so.act_bits = a.int8_act ? 8 : a.act_bits;
+  so.vision_bf16 = a.vision_bf16;
   so.context = *std::max_element(lengths.begin(), lengths.end()) + a.gen + 8;
   double t0 = now_s();
   Session sess(so);
@@ -239,6 +241,7 @@ int cmd_bench(int argc, char** argv) {
   j["gen"] = a.gen;
   j["profile_zones"] = a.profile;
   j["activations"] = act_name;
+  j["vision_precision"] = vision_precision(so);
   j["load_s"] = load_s;
   for (auto& [L, s] : prefill) {
     j["prefill_tok_s"][std::to_string(L)] = s.median;
@@ -270,8 +273,8 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("qvl bench: %s, %d threads, %s activations, %d reps (median [min..max]), %s\n",
-              a.model.c_str(), threads, act_name, a.reps,
+  std::printf("qvl bench: %s, %d threads, %s activations, vision %s, %d reps (median [min..max]), %s\n",
+              a.model.c_str(), threads, act_name, vision_precision(so), a.reps,
               a.profile ? "profiler zones ON" : "profiler zones off");
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());

@@ -48,6 +48,8 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
         "INT4/INT8 models: activation bits 8|16|32 (default 16 on AVX-512 VNNI: 15-bit integer, "
         "~1e-5 relative; 8 fastest, approximate; 32 exact fp32)");
   f.add("--int8-act", &r.int8_act, "same as --act-bits 8");
+  f.add("--vision-bf16", &r.vision_bf16,
+        "vision encoder matmuls in bf16 on AMX, fp32 accumulation (faster, ~2^-7 relative; default fp32)");
   f.add("--json", &r.json, "print one JSON result instead of streaming text");
 }
 
@@ -65,6 +67,7 @@ SessionOptions session_options(const RunFlags& r) {
   o.max_pixels = r.max_pixels;
   QVL_CHECK(!(r.int8_act && r.act_bits && r.act_bits != 8), "--int8-act contradicts --act-bits %d", r.act_bits);
   o.act_bits = r.int8_act ? 8 : r.act_bits;
+  o.vision_bf16 = r.vision_bf16;
   return o;
 }
 

@@ -31,6 +31,7 @@ struct RunFlags {
   int64_t min_pixels = -1, max_pixels = -1;
   int act_bits = 0;  // 0 = engine default
   bool int8_act = false;
+  bool vision_bf16 = false;  // --vision-bf16: vision encoder GEMMs in bf16 on AMX
 };
 
 // Declares the flags on `f` (input flags only when with_input).

@@ -12,6 +12,7 @@
 #include "engine/image.h"
 #include "engine/tokenizer.h"
 #include "engine/threads.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/linear.h"
 #include "kernels/profiler.h"
 #include "loader/config.h"
@@ -179,7 +180,10 @@ void Session::Impl::encode_and_prefill(const Prompt& p, Timings* t) {
       off += im.pixels.size();
       grids.push_back(Grid3{im.grid.t, im.grid.h, im.grid.w});
     }
-    vision->encode(pixels.data(), grids, &img_embeds, &deepstack, obs);
+    {
+      ScopedFloatCompute fc(opts.vision_bf16 ? FloatCompute::BF16 : float_compute());
+      vision->encode(pixels.data(), grids, &img_embeds, &deepstack, obs);
+    }
     t->vision_s += seconds_since(t0);
   }
 
@@ -340,6 +344,10 @@ std::vector<float> Session::decode_one(int64_t id) {
   return s.logits;
 }
 
+const char* vision_precision(const SessionOptions& o) {
+  return o.vision_bf16 && gemm::bf16_amx_available() ? "bf16-amx" : "fp32";
+}
+
 int64_t Session::encode_images(const std::vector<std::string>& paths) {
   Impl& s = *impl_;
   QVL_CHECK(s.vision != nullptr, "%s: model has no vision encoder", s.files.dir.c_str());
@@ -354,7 +362,10 @@ int64_t Session::encode_images(const std::vector<std::string>& paths) {
     tokens += im.num_tokens(s.pre.merge);
   }
   prof::set_phase("vision");
-  s.vision->encode(pixels.data(), grids, &embeds, &ds, s.obs);
+  {
+    ScopedFloatCompute fc(s.opts.vision_bf16 ? FloatCompute::BF16 : float_compute());
+    s.vision->encode(pixels.data(), grids, &embeds, &ds, s.obs);
+  }
   prof::set_phase("");
   return tokens;
 }

@@ -33,7 +33,14 @@ struct SessionOptions {
   // the block's max |x|, ~2x faster than 32); 8 = int8 (fastest, ~1e-3
   // relative, can flip near-tied greedy choices); 32 = exact fp32.
   int act_bits = 0;
+  // Vision encoder only: float GEMMs (and INT4/INT8 weights) in bf16 on AMX,
+  // fp32 accumulation (kernels/linear.h FloatCompute). The text decoder is
+  // unaffected. Without AMX: as without the option.
+  bool vision_bf16 = false;
 };
+
+// What the vision encoder multiplies in for these options: "bf16-amx" or "fp32".
+const char* vision_precision(const SessionOptions& o);
 
 struct GenerateOptions {
   SamplingParams sampling;

@@ -5,7 +5,8 @@
 //     the query heads of a GQA group share each K/V read, partials merged;
 //   * prefill / vision segments: (query block, head) items in parallel, each
 //     S = Q·Kᵀ and O = P·V through the GEMM engine (gemm.h), masked softmax
-//     between them.
+//     between them; vision segments use the bf16 engine (gemm_bf16.h) for
+//     both products when FloatCompute::BF16 is selected (linear.h).
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -15,6 +16,8 @@
 #include "kernels/base.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
+#include "kernels/linear.h"
 #include "kernels/vmath.h"
 
 namespace qvl {
@@ -235,12 +238,14 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
 // ---- blocked attention with the GEMM engine -------------------------------
 // One query block of one head: P = softmax(scale·Q·Kᵀ) over keys [0, nk) with
 // row r allowed keys [0, lim[r]); O = P·V. Q rows lda apart, K / V rows ldk
-// apart, O rows ldo apart. sc: scratch [nq, nk].
+// apart, O rows ldo apart. sc: scratch [nq, nk]. bf16: both products on the
+// bf16 engine (gemm_bf16.h; softmax stays fp32).
 void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const float* V,
                   int64_t ldk, int64_t nk, const int64_t* lim, int D, float scale, float* O,
-                  int64_t ldo, float* sc) {
+                  int64_t ldo, float* sc, bool bf16 = false) {
   gemm::PackF32 kt(K, ldk, true);
-  gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  if (bf16) gemm::sgemm_bf16_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  else gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* row = sc + r * nk;
     const int64_t n = lim ? lim[r] : nk;
@@ -254,7 +259,8 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
     for (j = n; j < nk; ++j) row[j] = 0.f;
   }
   gemm::PackF32 vb(V, ldk, false);
-  gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+  if (bf16) gemm::sgemm_bf16_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+  else gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
 }
 
 // Query rows per block: keep the score block near 1 MB.
@@ -318,6 +324,7 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
     for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
       items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
   const int64_t n_items = (int64_t)items.size() * H;
+  const bool bf16 = float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available();
 #pragma omp parallel
   {
     Buffer<float> sc(qb * maxlen + 16);
@@ -334,7 +341,7 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
       }
       attend_block(q + it.q0 * stride + off, stride, it.q1 - it.q0, k + it.seg_b * stride + off,
                    v + it.seg_b * stride + off, stride, it.seg_e - it.seg_b, nullptr, D, scale,
-                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data());
+                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data(), bf16);
     }
   }
 }

@@ -1,9 +1,10 @@
-// bf16 GEMM on AMX (see gemm_bf16.h). Blocking, per thread over its N range:
-//   for each NC-wide column block, for each KC-deep slice of K:
+// bf16 GEMM on AMX (see gemm_bf16.h). A is converted to bf16 once per call
+// (rows [M_pad][K_pad], shared by the threads). Blocking, per thread over its
+// N range: for each NC-wide column block, for each KC-deep slice of K:
 //     pack B [KC × NC] into VNNI bf16 panels (32 columns = two B tiles; tile
 //     row r of k-step s holds, for 16 columns, the bf16 pair k = 32s+2r, +1),
-//     then for each MC-row block of A: pack A as bf16 rows (K padded to 32
-//     with zeros, rows padded to 32), and run the 32×32 micro-kernel
+//     then for each MC-row block of packed A (K padded to 32 with zeros,
+//     rows padded to 32) run the 32×32 micro-kernel
 //     (tiles 0–3 = C 2×2, 4–5 = A, 6–7 = B; per k-step of 32: 2 A + 2 B tile
 //     loads, 4 tdpbf16ps) over every (panel, sliver) pair.
 // Full 32×32 C blocks are loaded/stored as tiles directly; edge blocks go
@@ -57,7 +58,7 @@ namespace {
 
 constexpr int kKB = 512;       // K slice (multiple of 32 and of kKC)
 constexpr int64_t kMCb = 128;  // rows of A per packed block (multiple of 32)
-constexpr int64_t kNCb = 512;  // columns of B per packed block (multiple of 32)
+constexpr int64_t kNCb = 1024;  // columns of B per packed block (multiple of 32)
 
 bool request_amx() {
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
@@ -115,31 +116,43 @@ void panel_to_vnni(const float* P, int kc, uint16_t* dst) {
     }
 }
 
-// A rows [mr][kc] fp32 (lda) → bf16 rows of length kp (multiple of 32), zero
-// padded in k; rows mr .. rows_pad−1 zero.
-void pack_a(const float* A, int64_t lda, int mr, int kc, int kp, int rows_pad, uint16_t* dst) {
-  for (int i = 0; i < rows_pad; ++i) {
-    uint16_t* d = dst + (int64_t)i * kp;
-    if (i >= mr) {
-      std::memset(d, 0, (size_t)kp * 2);
+// A [M][K] fp32 (lda) → bf16 tiles: row i, column k at
+//   dst[((i/16)·ks + k/32)·512 + (i%16)·32 + k%32],  ks = ceil(K/32),
+// so each A tile (16 rows × 32 k) is 1 KB contiguous (tile loads with a 64-byte
+// stride, no cache-set conflicts). Zero padded in k and in rows M .. r1−1;
+// rows [r0, r1) only (r0, r1 multiples of 16).
+void pack_a_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t r0, int64_t r1,
+                 uint16_t* dst) {
+  const int64_t ks = (K + 31) / 32;
+  for (int64_t i = r0; i < r1; ++i) {
+    uint16_t* d = dst + (i / 16) * ks * 512 + (i % 16) * 32;
+    if (i >= M) {
+      for (int64_t s = 0; s < ks; ++s) std::memset(d + s * 512, 0, 64);
       continue;
     }
     const float* src = A + i * lda;
-    int k = 0;
-    for (; k + 16 <= kc; k += 16) _mm256_storeu_si256((__m256i*)(d + k), to_bf16(_mm512_loadu_ps(src + k)));
-    if (k < kc) {
-      const __mmask16 m = (__mmask16)((1u << (kc - k)) - 1);
-      _mm256_storeu_si256((__m256i*)(d + k), to_bf16(_mm512_maskz_loadu_ps(m, src + k)));
-      k += 16;
+    for (int64_t s = 0; s < ks; ++s) {
+      const int64_t k = s * 32;
+      __m512 lo, hi;
+      if (k + 32 <= K) {
+        lo = _mm512_loadu_ps(src + k);
+        hi = _mm512_loadu_ps(src + k + 16);
+      } else {
+        const int64_t r = K - k;
+        lo = _mm512_maskz_loadu_ps((__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1), src + k);
+        hi = _mm512_maskz_loadu_ps((__mmask16)(r <= 16 ? 0 : (1u << (r - 16)) - 1), src + k + 16);
+      }
+      _mm256_storeu_si256((__m256i*)(d + s * 512), to_bf16(lo));
+      _mm256_storeu_si256((__m256i*)(d + s * 512 + 16), to_bf16(hi));
     }
-    for (; k < kp; k += 16) _mm256_storeu_si256((__m256i*)(d + k), _mm256_setzero_si256());
   }
 }
 
-// C[32 × 32] (ldc floats) (+)= A sliver (32 bf16 rows, kp apart) · B panel (ks k-steps).
-void micro_32x32(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* c, int64_t ldc,
+// C[32 × 32] (ldc floats) (+)= A sliver · B panel over ks k-steps; a = first
+// A tile of the upper 16 rows, a + a1 of the lower 16 (tiles 512 apart).
+void micro_32x32(int ks, const uint16_t* a, int64_t a1off, const uint16_t* bp, float* c, int64_t ldc,
                  bool load_c) {
-  const int64_t cs = ldc * 4, as = (int64_t)kp * 2;
+  const int64_t cs = ldc * 4;
   if (load_c) {
     _tile_loadd(0, c, cs);
     _tile_loadd(1, c + 16, cs);
@@ -152,14 +165,14 @@ void micro_32x32(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* c
     _tile_zero(3);
   }
   const uint16_t* b1 = bp + (int64_t)ks * 512;
-  const uint16_t* a1 = a + (int64_t)16 * kp;
+  const uint16_t* a1 = a + a1off;
   for (int s = 0; s < ks; ++s) {
-    _tile_loadd(4, a + 32 * s, as);
+    _tile_loadd(4, a + 512 * s, 64);
     _tile_loadd(6, bp + 512 * s, 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_loadd(7, b1 + 512 * s, 64);
     _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, a1 + 32 * s, as);
+    _tile_loadd(5, a1 + 512 * s, 64);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
@@ -170,36 +183,43 @@ void micro_32x32(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* c
 }
 
 // Edge block: mr ≤ 32 rows, nr ≤ 32 columns of C through a scratch tile.
-void micro_edge(int ks, const uint16_t* a, int kp, const uint16_t* bp, float* C, int64_t ldc,
+void micro_edge(int ks, const uint16_t* a, int64_t a1off, const uint16_t* bp, float* C, int64_t ldc,
                 int mr, int nr, bool acc) {
   alignas(64) float t[32 * 32];
   if (acc) {
     std::memset(t, 0, sizeof(t));
     for (int i = 0; i < mr; ++i) std::memcpy(t + i * 32, C + i * ldc, (size_t)nr * 4);
   }
-  micro_32x32(ks, a, kp, bp, t, 32, acc);
+  micro_32x32(ks, a, a1off, bp, t, 32, acc);
   for (int i = 0; i < mr; ++i) std::memcpy(C + i * ldc, t + i * 32, (size_t)nr * 4);
 }
 
 struct Scratch {
-  Buffer<float> panel;     // [kKB][kNR] fp32
-  Buffer<uint16_t> a, b;   // packed A block, packed B block
+  Buffer<float> panel;  // [kKB][kNR] fp32
+  Buffer<uint16_t> b;   // packed B block
+  Buffer<uint16_t> a;   // packed A (serial calls)
 };
 Scratch& scratch() {
   static thread_local Scratch s;
   return s;
 }
 
-// Columns [n_off, n_off + N) of B into C[:, 0..N); tiles already configured.
-void range_amx(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+// Packed A of one sgemm_bf16 call, owned by the calling thread and read by
+// its team (calls from inside parallel regions use the serial path).
+Buffer<uint16_t>& shared_a() {
+  static thread_local Buffer<uint16_t> a;
+  return a;
+}
+
+// Columns [n_off, n_off + N) of B into C[:, 0..N); Ap = A in tiles
+// (pack_a_rows, row 0 = row 0 of this range). Tiles already configured.
+void range_amx(int64_t M, int64_t N, int64_t K, const uint16_t* Ap, const BPacker& B,
                int64_t n_off, float* C, int64_t ldc, bool accumulate) {
   Scratch& s = scratch();
   const int64_t nc_max = std::min<int64_t>(kNCb, (N + kNR - 1) / kNR * kNR);
-  const int64_t mc_max = std::min<int64_t>(kMCb, (M + 31) / 32 * 32);
   const int kp_max = (int)std::min<int64_t>(kKB, (K + 31) / 32 * 32);
   if (s.panel.size() < (size_t)kKB * kNR) s.panel.resize((size_t)kKB * kNR);
   if (s.b.size() < (size_t)(kp_max * nc_max)) s.b.resize((size_t)(kp_max * nc_max));
-  if (s.a.size() < (size_t)(kp_max * mc_max)) s.a.resize((size_t)(kp_max * mc_max));
   for (int64_t jc = 0; jc < N; jc += kNCb) {
     const int64_t nc = std::min(kNCb, N - jc);
     for (int64_t pc = 0; pc < K; pc += kKB) {
@@ -212,17 +232,16 @@ void range_amx(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
       }
       for (int64_t ic = 0; ic < M; ic += kMCb) {
         const int64_t mc = std::min(kMCb, M - ic);
-        const int rows_pad = (int)((mc + 31) / 32 * 32);
-        pack_a(A + ic * lda + pc, lda, (int)mc, kc, kp, rows_pad, s.a.data());
+        const int64_t ks_all = (K + 31) / 32;
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = (int)std::min<int64_t>(kNR, nc - jr);
           const uint16_t* bp = s.b.data() + jr * kp;
           for (int64_t ir = 0; ir < mc; ir += 32) {
             const int mr = (int)std::min<int64_t>(32, mc - ir);
             float* c = C + (ic + ir) * ldc + jc + jr;
-            const uint16_t* ap = s.a.data() + ir * kp;
-            if (mr == 32 && nr == kNR) micro_32x32(ks, ap, kp, bp, c, ldc, acc);
-            else micro_edge(ks, ap, kp, bp, c, ldc, mr, nr, acc);
+            const uint16_t* ap = Ap + ((ic + ir) / 16 * ks_all + pc / 32) * 512;
+            if (mr == 32 && nr == kNR) micro_32x32(ks, ap, ks_all * 512, bp, c, ldc, acc);
+            else micro_edge(ks, ap, ks_all * 512, bp, c, ldc, mr, nr, acc);
           }
         }
       }
@@ -231,17 +250,18 @@ void range_amx(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, con
 }
 
 // Configures this thread's tiles, runs range_amx, releases the tiles.
-void range_tiles(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
+void range_tiles(int64_t M, int64_t N, int64_t K, const uint16_t* Ap, const BPacker& B,
                  int64_t n_off, float* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
-    return;
-  }
   configure_tiles();
-  range_amx(M, N, K, A, lda, B, n_off, C, ldc, accumulate);
+  range_amx(M, N, K, Ap, B, n_off, C, ldc, accumulate);
   _tile_release();
+}
+
+// K == 0: C = 0 (or unchanged when accumulating).
+void zero_c(int64_t M, int64_t N, float* C, int64_t ldc, bool accumulate) {
+  if (!accumulate)
+    for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
 }
 
 }  // namespace
@@ -257,32 +277,48 @@ void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
     sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
     return;
   }
-  range_tiles(M, N, K, A, lda, B, 0, C, ldc, accumulate);
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
+  const int64_t kp = (K + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
+  Buffer<uint16_t>& a = scratch().a;
+  if (a.size() < (size_t)(mp * kp)) a.resize((size_t)(mp * kp));
+  pack_a_rows(A, lda, M, K, 0, mp, a.data());
+  range_tiles(M, N, K, a.data(), B, 0, C, ldc, accumulate);
 }
 
 void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
                 float* C, int64_t ldc, bool accumulate) {
+  const int nt = cpu::threads();
   if (!bf16_amx_available()) {
     sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
     return;
   }
-  const int nt = cpu::threads();
-  if (nt == 1 || M * N * K < (1 << 20)) {
-    range_tiles(M, N, K, A, lda, B, 0, C, ldc, accumulate);
+  if (nt == 1 || omp_in_parallel() || M * N * K < (1 << 20)) {
+    sgemm_bf16_serial(M, N, K, A, lda, B, C, ldc, accumulate);
     return;
   }
-  // Split N when every thread gets at least two panels, else M (32-row slivers).
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
+  // A converted once (rows split over the threads), then N split when every
+  // thread gets at least two panels, else M (32-row slivers).
+  const int64_t kp = (K + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
+  Buffer<uint16_t>& a = shared_a();
+  if (a.size() < (size_t)(mp * kp)) a.resize((size_t)(mp * kp));
+  uint16_t* ap = a.data();
   const bool split_n = N >= (int64_t)nt * kNR * 2;
 #pragma omp parallel num_threads(nt)
   {
     int64_t b, e;
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    cpu::split_range(mp, T, t, 32, &b, &e);
+    pack_a_rows(A, lda, M, K, b, e, ap);
+#pragma omp barrier
     if (split_n) {
       cpu::split_range(N, T, t, kNR, &b, &e);
-      if (b < e) range_tiles(M, e - b, K, A, lda, B, b, C + b, ldc, accumulate);
+      if (b < e) range_tiles(M, e - b, K, ap, B, b, C + b, ldc, accumulate);
     } else {
       cpu::split_range(M, T, t, 32, &b, &e);
-      if (b < e) range_tiles(e - b, N, K, A + b * lda, lda, B, 0, C + b * ldc, ldc, accumulate);
+      if (b < e) range_tiles(e - b, N, K, ap + b * kp, B, 0, C + b * ldc, ldc, accumulate);
     }
   }
 }
