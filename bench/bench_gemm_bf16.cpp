@@ -1,7 +1,7 @@
 // bf16 AMX GEMM vs qvl's fp32 engine vs OpenBLAS sgemm at the Qwen3-VL-2B
 // vision shapes (784 patches = one 448² image, 3136 = one 896² image; hidden
 // 1024, qkv 3072, MLP 4096), fp32 B [K, N], plus the Q4 weight path of
-// linear() (fp32 engine vs BF16 mode). GFLOP/s = 2·M·N·K per second.
+// linear() (fp32 engine vs BF16 mode vs Int16 activations). GFLOP/s = 2·M·N·K per second.
 // The last argument is the thread count (OpenMP and OpenBLAS).
 // Run (idle machine):
 //   OMP_WAIT_POLICY=passive build/bench/bench_gemm_bf16 --benchmark_repetitions=3 \
@@ -72,7 +72,10 @@ void BM_openblas(benchmark::State& st) {
   flops(st, M, N, K);
 }
 
-// linear() on a Q4 (block 32) weight [N, K], fp32 activations. args: M, K, N, bf16, threads
+// linear() on a Q4 (block 32) weight [N, K]. mode 0: fp32 activations, fp32
+// engine; 1: fp32 activations, FloatCompute::BF16 (AMX bf16); 2: Int16
+// activations (QuantCompute::Int16, AMX int8 planes where available).
+// args: M, K, N, mode, threads
 void BM_linear_q4(benchmark::State& st) {
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
   set_threads((int)st.range(4));
@@ -83,8 +86,12 @@ void BM_linear_q4(benchmark::State& st) {
   LinearWeight W{WeightKind::Q4, N, K, false, q.data(), 32, 4, s.data()};
   auto X = rnd(M * K, 1);
   std::vector<float> Y(M * N);
-  ScopedFloatCompute fc(st.range(3) ? FloatCompute::BF16 : FloatCompute::F32);
+  const int mode = (int)st.range(3);
+  ScopedFloatCompute fc(mode == 1 ? FloatCompute::BF16 : FloatCompute::F32);
+  const QuantCompute prev = quant_compute();
+  set_quant_compute(mode == 2 ? QuantCompute::Int16 : QuantCompute::F32);
   for (auto _ : st) linear(X.data(), M, W, Y.data());
+  set_quant_compute(prev);
   flops(st, M, N, K);
 }
 
@@ -100,7 +107,7 @@ void shapes(benchmark::internal::Benchmark* b) {
 
 void q4_shapes(benchmark::internal::Benchmark* b) {
   for (int t : {1, 2})
-    for (int bf : {0, 1}) {
+    for (int bf : {0, 1, 2}) {
       b->Args({784, 1024, 4096, bf, t});
       b->Args({784, 4096, 1024, bf, t});
     }

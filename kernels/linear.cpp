@@ -4,8 +4,8 @@
 //     converted in registers (vcvtph2ps / bf16 shift);
 //   * larger M: the fp32 GEMM engine (gemm.h); F16/BF16 weights are converted
 //     to fp32 while the engine packs its B panels; with FloatCompute::BF16 the
-//     AMX bf16 engine (gemm_bf16.h) instead, also for Q4/Q8 weights when
-//     quant_compute() is F32.
+//     AMX bf16 engine (gemm_bf16.h) instead, also for Q4/Q8 weights (then
+//     whatever quant_compute() says: BF16 is the explicit, scoped choice).
 // Quantized kinds live in linear_q.cpp.
 #include <cstring>
 #include <vector>
@@ -277,8 +277,7 @@ FloatCompute float_compute() { return g_float_compute; }
 void linear(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   if (M <= 0 || W.N <= 0) return;
   if (W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8) {
-    if (M > kGemvRows && float_compute() == FloatCompute::BF16 &&
-        quant_compute() == QuantCompute::F32 && gemm::bf16_amx_available()) {
+    if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available()) {
       PackQuantRows pb(&W);
       gemm::sgemm_bf16(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
       add_bias(W.bias, M, W.N, Y);
