@@ -19,6 +19,7 @@
 #include "cli/flags.h"
 #include "engine/bandwidth.h"
 #include "engine/machine.h"
+#include "engine/peaks.h"
 #include "engine/ort_bridge.h"
 #include "engine/session.h"
 #include "kernels/base.h"
@@ -167,6 +168,7 @@ int cmd_bench(int argc, char** argv) {
   std::map<int64_t, Stat> prefill, decode_by_len;
   std::vector<double> decode_all;
   BandwidthResult bw;
+  ComputePeaks peaks;
   double rss_before_probe = 0;
   bool rss_reset = false;
   for (size_t li = 0; li < lengths.size(); ++li) {
@@ -182,6 +184,7 @@ int cmd_bench(int argc, char** argv) {
       if (li == 0 && r == 0) {  // bandwidth right before the first timed decode
         rss_before_probe = peak_rss_mb();
         bw = measure_read_bandwidth(a.bw_mb > 0 ? (size_t)a.bw_mb << 20 : 0, threads);
+        peaks = measure_compute_peaks(threads);
         rss_reset = reset_peak_rss();
       }
       int64_t steps = r < 0 ? std::min<int64_t>(a.gen, 4) : a.gen;
@@ -264,6 +267,7 @@ int cmd_bench(int argc, char** argv) {
   j["decode_avg_context"] = avg_ctx;
   j["decode_gb_s"] = dec_gb_s;
   j["decode_roofline_pct"] = bw.gb_s > 0 ? 100.0 * dec_gb_s / bw.gb_s : 0.0;
+  j["peaks"] = peaks_json(peaks);
   j["build"] = build_json(build);
   j["cpu"] = cpu_model();
   if (a.json) {
@@ -276,6 +280,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
   std::printf("load %.2f s, peak RSS %.0f MiB\n", load_s, peak_rss);
+  std::printf("compute peaks (measured, %d threads): fp32 %.0f GFLOP/s, int8 VNNI %.0f GOP/s, AMX int8 %.0f GOP/s, "
+              "AMX bf16 %.0f GFLOP/s\n",
+              peaks.threads, peaks.fp32_gflops, peaks.int8_gops, peaks.amx_int8_gops, peaks.amx_bf16_gflops);
   for (auto& [L, s] : prefill)
     std::printf("prefill %6lld tok: %9.1f tok/s [%.1f..%.1f]; decode after it %.2f tok/s (%.1f%% of roofline)\n",
                 (long long)L, s.median, s.min, s.max, decode_by_len[L].median, roof_pct(L));

@@ -105,6 +105,17 @@ void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, i
 
 namespace {
 
+// Software prefetch of the n floats at p (one hint per 64-byte line); reads
+// past the end of a buffer are harmless hints.
+inline void prefetch_row(const float* p, int n) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  for (int i = 0; i < n; i += 16) _mm_prefetch((const char*)(p + i), _MM_HINT_T0);
+#else
+  (void)p, (void)n;
+#endif
+}
+constexpr int64_t kAhead = 8;  // rows ahead (8 rows of D=128 fp32 = 4 KiB)
+
 // ---- decode (few query tokens): flash-decoding over KV chunks -------------
 // Work item = (KV head, chunk of keys). All S·group query rows that share the
 // KV head are handled together so K and V are read once. Each item leaves a
@@ -131,12 +142,14 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
       const int64_t c0 = (it % nch) * chunk, c1 = std::min(L, c0 + chunk), n = c1 - c0;
       const float* kb = kcache + ((int64_t)kvh * ctx + c0) * D;
       const float* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
-      for (int64_t j = 0; j < n; ++j)
+      for (int64_t j = 0; j < n; ++j) {
+        prefetch_row(kb + (j + kAhead) * D, D);  // the cache streams from DRAM at long context
         for (int r = 0; r < R; ++r) {
           const int64_t s = r / group;
           const float* qr = q + s * q_stride + (int64_t)(kvh * group + r % group) * D;
           sc[r * chunk + j] = c0 + j <= past + s ? scale * dot(qr, kb + j * D, D) : -INFINITY;
         }
+      }
       // Per row: max, exp, sum (vectorized); unnormalized o = Σ_j p_j·v_j.
       for (int r = 0; r < R; ++r) {
         float* pr = part.data() + (it * R + r) * (D + 2);
@@ -178,6 +191,7 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
               for (int c = 0; c < 4; ++c) va[r][c] = _mm512_setzero_ps();
             for (int64_t jj = 0; jj < n; ++jj) {
               const float* vr = vb + jj * D + d0;
+              prefetch_row(vr + kAhead * D, 64);
               __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16);
               __m512 v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48);
               for (int r = 0; r < rn; ++r) {
