@@ -348,8 +348,8 @@ void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64
       }
     }
   };
-  // Software pipeline: the tiles of block b are computed and stored while the
-  // (already stored) tiles of block b − 1 go through the epilogue.
+  // Software pipeline: while the tiles of block b compute, the (already
+  // stored) tiles of block b − 1 go through the epilogue; then b is stored.
   for (int64_t b = b0; b < b1; ++b) {
     _tile_zero(0);
     _tile_zero(2);
@@ -370,6 +370,8 @@ void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64
         QVL_TDP(3, 5, 7);
       }
     }
+    for (int l = 0; l < per_block && next_line < nlines; ++l) _mm_prefetch((const char*)ylines[next_line++], _MM_HINT_ET0);
+    if (b > b0) epilogue(b - 1, cb[(b - 1) & 1]);
     int32_t(*c4)[2][16][16] = cb[b & 1];
     _tile_stored(0, c4[0][0], 64);
     _tile_stored(2, c4[1][0], 64);
@@ -377,8 +379,6 @@ void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64
       _tile_stored(1, c4[0][1], 64);
       _tile_stored(3, c4[1][1], 64);
     }
-    for (int l = 0; l < per_block && next_line < nlines; ++l) _mm_prefetch((const char*)ylines[next_line++], _MM_HINT_ET0);
-    if (b > b0) epilogue(b - 1, cb[(b - 1) & 1]);
   }
   if (b1 > b0) epilogue(b1 - 1, cb[(b1 - 1) & 1]);
   if (!last) return;
@@ -419,19 +419,19 @@ void run_range(const Geo& g, const AmxX& q, const LinearWeight& W, int64_t M, in
     for (int64_t n0 = nb; n0 < ne; n0 += kPanel) {
       unpack_panel(W, g, n0, p);
       // The next panel's packed weights and scales are fetched towards L2 a
-      // slice per chunk, so its unpack does not wait on DRAM.
+      // slice per m step, so its unpack does not wait on DRAM.
       const int64_t nn = std::min(W.N, n0 + kPanel), nrows = std::min(W.N, nn + kPanel) - nn;
       const char* wnext = static_cast<const char*>(W.data) + nn * g.row_bytes;
       const char* snext = static_cast<const char*>(W.scales) + nn * g.kb * ssize;
       const int64_t wbytes = nrows * g.row_bytes, sbytes = nrows * g.kb * ssize;
-      const int64_t nchunks = (g.kb + cblocks - 1) / cblocks;
-      const int64_t wslice = (wbytes / nchunks + 127) / 64 * 64, sslice = (sbytes / nchunks + 127) / 64 * 64;
+      const int64_t calls = (g.kb + cblocks - 1) / cblocks * msteps;
+      const int64_t wslice = (wbytes / calls + 127) / 64 * 64, sslice = (sbytes / calls + 127) / 64 * 64;
       int64_t wdone = 0, sdone = 0;
       for (int64_t c0 = 0; c0 < g.kb; c0 += cblocks) {
         const int64_t c1 = std::min(g.kb, c0 + cblocks);
-        for (int64_t e = std::min(wbytes, wdone + wslice); wdone < e; wdone += 64) _mm_prefetch(wnext + wdone, _MM_HINT_T1);
-        for (int64_t e = std::min(sbytes, sdone + sslice); sdone < e; sdone += 64) _mm_prefetch(snext + sdone, _MM_HINT_T1);
         for (int64_t i = 0; i < msteps; ++i) {
+          for (int64_t e = std::min(wbytes, wdone + wslice); wdone < e; wdone += 64) _mm_prefetch(wnext + wdone, _MM_HINT_T1);
+          for (int64_t e = std::min(sbytes, sdone + sslice); sdone < e; sdone += 64) _mm_prefetch(snext + sdone, _MM_HINT_T1);
           const int64_t mt = mb + i * step;
           float* acc = p->acc.data() + i * step * 2 * 256;
           if (g.planes == 2)
