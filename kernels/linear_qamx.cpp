@@ -250,7 +250,7 @@ void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
       const uint8_t* zr = W.zero_points + n * zrb;
       for (int64_t b = 0; b < kb; ++b) z[b] = g.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
     } else {
-      std::memset(z, 1 << (g.bits - 1), kb);
+      std::fill(z, z + kb, (uint8_t)(1 << (g.bits - 1)));
     }
     for (int64_t b = 0; b < kb; ++b) {
       p->s[b * kPanel + rr] = p->srow[b];
