@@ -200,9 +200,9 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
   {
     QVL_ZONE("text.qkv", l, linear_flops(S, L.q) + linear_flops(S, L.k) + linear_flops(S, L.v),
              linear_bytes(S, L.q) + linear_bytes(S, L.k) + linear_bytes(S, L.v));
-    linear(a_.data(), S, L.q, q_.data());
-    linear(a_.data(), S, L.k, k_.data());
-    linear(a_.data(), S, L.v, v_.data());
+    const LinearWeight* w[3] = {&L.q, &L.k, &L.v};
+    float* y[3] = {q_.data(), k_.data(), v_.data()};
+    linear_multi(a_.data(), S, w, y, 3);
   }
   {
     QVL_ZONE("text.rope", l, 6.0 * S * (Hq + Hkv) * D, 8.0 * S * (Hq + Hkv) * D);
@@ -242,8 +242,9 @@ void TextModel::mlp_block(int l, int64_t S) {
   }
   QVL_ZONE("text.mlp", l, linear_flops(S, L.gate) + linear_flops(S, L.up) + linear_flops(S, L.down),
            linear_bytes(S, L.gate) + linear_bytes(S, L.up) + linear_bytes(S, L.down));
-  linear(a_.data(), S, L.gate, gate_.data());
-  linear(a_.data(), S, L.up, up_.data());
+  const LinearWeight* w[2] = {&L.gate, &L.up};
+  float* y[2] = {gate_.data(), up_.data()};
+  linear_multi(a_.data(), S, w, y, 2);
   swiglu(gate_.data(), up_.data(), gate_.data(), S * I);
   linear(gate_.data(), S, L.down, y_.data());
   add_inplace(x_.data(), y_.data(), S * H);
