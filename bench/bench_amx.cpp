@@ -101,8 +101,9 @@ void Shapes(benchmark::internal::Benchmark* b) {
 }
 
 void Threshold(benchmark::internal::Benchmark* b) {
-  for (int64_t M : {5, 8, 12, 16, 24, 32})
-    for (int eng : {0, 1}) b->Args({2048, 6144, 32, M, 4, eng, 2});
+  for (int t : {1, 2})
+    for (int64_t M : {5, 6, 8, 10, 12, 16, 24, 32})
+      for (int eng : {0, 1, 3, 4}) b->Args({2048, 6144, 32, M, 4, eng, t});
 }
 
 BENCHMARK(BM_QuantGemm)

@@ -246,13 +246,9 @@ void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
       continue;
     }
     row_scales(W, n, kb, p->srow.data());
-    if (W.zero_points) {
-      const uint8_t* zr = W.zero_points + n * zrb;
-      for (int64_t b = 0; b < kb; ++b) z[b] = g.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
-    } else {
-      std::fill(z, z + kb, (uint8_t)(1 << (g.bits - 1)));
-    }
+    const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
     for (int64_t b = 0; b < kb; ++b) {
+      z[b] = !zr ? 1 << (g.bits - 1) : g.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
       p->s[b * kPanel + rr] = p->srow[b];
       p->sz[b * kPanel + rr] = p->srow[b] * (float)z[b];
     }

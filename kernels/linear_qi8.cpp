@@ -358,7 +358,7 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
 }
 
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
-  if (M > 4 && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
+  if (M >= amx_min_rows(act_bits) && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;
