@@ -48,6 +48,7 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
         "INT4/INT8 models: activation bits 8|16|32 (default 16 on AVX-512 VNNI: 15-bit integer, "
         "~1e-5 relative; 8 fastest, approximate; 32 exact fp32)");
   f.add("--int8-act", &r.int8_act, "same as --act-bits 8");
+  f.add("--kv-type", &r.kv_type, "KV cache element type: f32 (default, exact) or f16 (half the memory and decode cache reads)");
   f.add("--json", &r.json, "print one JSON result instead of streaming text");
 }
 
@@ -65,6 +66,8 @@ SessionOptions session_options(const RunFlags& r) {
   o.max_pixels = r.max_pixels;
   QVL_CHECK(!(r.int8_act && r.act_bits && r.act_bits != 8), "--int8-act contradicts --act-bits %d", r.act_bits);
   o.act_bits = r.int8_act ? 8 : r.act_bits;
+  QVL_CHECK(r.kv_type == "f32" || r.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", r.kv_type.c_str());
+  o.kv_dtype = r.kv_type == "f16" ? DType::F16 : DType::F32;
   return o;
 }
 

@@ -30,6 +30,7 @@ struct RunFlags {
   bool json = false;
   int64_t min_pixels = -1, max_pixels = -1;
   int act_bits = 0;  // 0 = engine default
+  std::string kv_type = "f32";
   bool int8_act = false;
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "kernels/dtype.h"
 
 namespace qvl {
 
@@ -33,6 +34,9 @@ struct SessionOptions {
   // the block's max |x|, ~2x faster than 32); 8 = int8 (fastest, ~1e-3
   // relative, can flip near-tied greedy choices); 32 = exact fp32.
   int act_bits = 0;
+  // KV cache element type: F32 (exact) or F16 (half the memory and half the
+  // cache bytes a long-context decode step reads; rounding ≤ 2^-11 relative).
+  DType kv_dtype = DType::F32;
 };
 
 struct GenerateOptions {

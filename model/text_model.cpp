@@ -101,8 +101,8 @@ void TextModel::bind(const WeightBinder& tb, const WeightBinder* eb) {
             tb.file_name().c_str());
 }
 
-KVCache TextModel::make_cache(int64_t ctx) const {
-  return KVCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim, ctx);
+KVCache TextModel::make_cache(int64_t ctx, DType dtype) const {
+  return KVCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim, ctx, dtype);
 }
 
 std::string TextModel::describe() const {
@@ -211,18 +211,11 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
     rope_apply(q_.data(), S, Hq, D, (int64_t)Hq * D, cos_.data(), sin_.data());
     rope_apply(k_.data(), S, Hkv, D, (int64_t)Hkv * D, cos_.data(), sin_.data());
   }
-  float* kc = cache.k_layer(l);
-  float* vc = cache.v_layer(l);
-  for (int64_t t = 0; t < S; ++t)
-    for (int h = 0; h < Hkv; ++h) {
-      const size_t dst = ((size_t)h * cache.ctx + cache.len + t) * D;
-      std::memcpy(kc + dst, k_.data() + (t * Hkv + h) * D, sizeof(float) * D);
-      std::memcpy(vc + dst, v_.data() + (t * Hkv + h) * D, sizeof(float) * D);
-    }
+  cache.write(l, S, k_.data(), v_.data());
   {
     const double ctxlen = (double)cache.len + 0.5 * (S + 1);  // mean keys per query
     QVL_ZONE("text.attn", l, 4.0 * S * ctxlen * Hq * D, 8.0 * Hkv * (cache.len + S) * D + 8.0 * S * Hq * D);
-    attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, kc, vc, cache.ctx, cache.len,
+    attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, cache.layer(l), cache.len,
                      1.0f / std::sqrt((float)D), att_.data(), (int64_t)Hq * D);
   }
   {
