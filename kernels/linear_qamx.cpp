@@ -59,6 +59,13 @@ constexpr int64_t kPanel = 32;             // weight rows per panel (two A tiles
 constexpr int64_t kActBudget = 4096 << 10;  // bytes of quantized activations per M block
 constexpr int64_t kChunk = 1024;             // K values per chunk of a weight panel (8 KB, L1)
 
+// Scratch buffers only grow: the layers of a model alternate K (2048 / 6144)
+// and reallocating megabytes per call would fault fresh pages every time.
+template <class T>
+void grow(Buffer<T>& b, size_t n) {
+  if (b.size() < n) b.resize(n);
+}
+
 struct TileConfig {
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};
@@ -134,9 +141,9 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geo& g, AmxX* q) {
   const int planes = g.planes, bs = g.bs;
   const int64_t kb = g.kb, tb = g.kp * 16;  // tb: bytes of one plane of one tile
   q->mt = (M + 15) / 16;
-  q->xq.resize(q->mt * planes * tb);
-  q->dx.resize(q->mt * kb * 16);
-  q->e.resize(q->mt * kb * 16);
+  grow(q->xq, q->mt * planes * tb);
+  grow(q->dx, q->mt * kb * 16);
+  grow(q->e, q->mt * kb * 16);
   const float qmax = planes == 2 ? 32639.f : 127.f;
 #pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
   for (int64_t t = 0; t < q->mt; ++t) {
@@ -231,11 +238,11 @@ inline __m512i zp_vector(const uint8_t* zrow, int64_t k, int bs) {
 void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
   const int kt = g.kt, bs = g.bs;
   const int64_t kb = g.kb, kp = g.kp, sstride = kPanel * kt;  // bytes between steps
-  p->w.resize(g.steps * sstride);
-  p->s.resize(kb * kPanel);
-  p->sz.resize(kb * kPanel);
-  p->srow.resize(kb + 16);
-  p->zrow.resize(kPanel * (kb + 4));
+  grow(p->w, g.steps * sstride);
+  grow(p->s, kb * kPanel);
+  grow(p->sz, kb * kPanel);
+  grow(p->srow, kb + 16);
+  grow(p->zrow, kPanel * (kb + 4));
   const int64_t zrb = quant::zp_row_bytes(W), rows = std::min(kPanel, W.N - n0);
   // Scales and zero points, [kb][32] (rows ≥ N: 0).
   for (int64_t rr = 0; rr < kPanel; ++rr) {
@@ -412,7 +419,7 @@ void run_range(const Geo& g, const AmxX& q, const LinearWeight& W, int64_t M, in
   const int64_t mblk = std::max<int64_t>(2, kActBudget / tile_bytes / 2 * 2);
   const int64_t cblocks = std::max<int64_t>(1, kChunk / g.bs), ssize = W.scale_dtype == DType::F32 ? 4 : 2;
   const int step = g.planes == 2 ? 1 : 2;  // m tiles per panel_tiles call
-  p->acc.resize(mblk * 2 * 256);           // [m tile][weight tile][16][16] by m step
+  grow(p->acc, mblk * 2 * 256);  // [m tile][weight tile][16][16] by m step
   for (int64_t mb = 0; mb < q.mt; mb += mblk) {
     const int64_t me = std::min(q.mt, mb + mblk), msteps = (me - mb + step - 1) / step;
     for (int64_t n0 = nb; n0 < ne; n0 += kPanel) {
