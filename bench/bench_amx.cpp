@@ -1,6 +1,6 @@
 // Quantized prefill GEMM engines at Qwen3-VL-2B shapes (hidden 2048, MLP 6144):
 //   eng 0: AMX tiles, Int8 activations (linear_q_amx, kernels/linear_qamx.cpp)
-//   eng 1: AVX-512 VNNI register tiles, Int8 activations (linear_qi8 with AMX off)
+//   eng 1: AVX-512 VNNI register tiles, Int8 activations (linear_qi8 with AMX switched off)
 //   eng 2: fp32 GEMM engine, weights dequantized while packing (QuantCompute::F32)
 //   eng 3 / 4: AMX / VNNI with Int16 activations
 // Counter GOP/s = 2·M·N·K / time. Symmetric weights (default zero point), fp32
@@ -60,9 +60,9 @@ void run(int eng, const float* X, int64_t M, const LinearWeight& W, float* Y) {
     case 0: linear_q_amx(X, M, W, Y, 8); break;
     case 3: linear_q_amx(X, M, W, Y, 16); break;
     case 2: linear_quant(X, M, W, Y, QuantCompute::F32); break;
-    default:
+    default:  // the VNNI kernel itself (linear_quant would send Int16 at large M to fp32)
       set_amx_enabled(false);
-      linear_quant(X, M, W, Y, eng == 4 ? QuantCompute::Int16 : QuantCompute::Int8);
+      linear_qi8(X, M, W, Y, eng == 4 ? 16 : 8);
       set_amx_enabled(true);
   }
 }
@@ -101,8 +101,9 @@ void Shapes(benchmark::internal::Benchmark* b) {
 }
 
 void Threshold(benchmark::internal::Benchmark* b) {
-  for (int64_t M : {5, 8, 12, 16, 24, 32})
-    for (int eng : {0, 1}) b->Args({2048, 6144, 32, M, 4, eng, 2});
+  for (int t : {1, 2})
+    for (int64_t M : {5, 6, 8, 10, 12, 16, 24, 32})
+      for (int eng : {0, 1, 3, 4}) b->Args({2048, 6144, 32, M, 4, eng, t});
 }
 
 BENCHMARK(BM_QuantGemm)

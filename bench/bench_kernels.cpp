@@ -1,10 +1,14 @@
 // Kernel micro-benchmarks at Qwen3-VL-2B shapes (hidden 2048, MLP 6144,
 // vocab 151936, 16 query / 8 KV heads of 128):
-//   Q4 GEMV (decode, M=1) → GB/s of weight bytes streamed (LinearWeight::bytes);
+//   Q4 GEMV (decode, M=1) → GB/s of weight bytes streamed (LinearWeight::bytes),
+//   from DRAM: decode-shaped benchmarks rotate over ≥ 768 MiB of weight copies;
 //   Q4 / Q8 / F16 prefill GEMM (M=512) → GFLOP/s;
 //   fp32 GEMM: qvl linear (F32) vs plain OpenBLAS cblas_sgemm;
 //   attention decode at 4096 context.
 // The last argument of every benchmark is the thread count (OpenMP and OpenBLAS).
+// "%peak" is against the machine's peak measured at start for that thread count:
+// read bandwidth for GEMV / decode attention, else the fp32 FMA or int8 (VNNI
+// or AMX, whichever the kernel runs) dot-product peak.
 // "act" selects the activation precision of quantized weights: 8 (QuantCompute::Int8),
 // 16 (Int16, split planes) or 32 (F32).
 // Run (idle machine; passive waiting avoids barrier spin when cores are shared):
@@ -15,12 +19,16 @@
 #include <omp.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <vector>
 
+#include "engine/bandwidth.h"
+#include "engine/peaks.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/linear_qamx.h"
 
 namespace {
 
@@ -64,6 +72,60 @@ std::vector<float> rnd(size_t n) {
   return v;
 }
 
+// The machine's peaks for a thread count, measured once per count with the
+// engine's probes (engine/peaks.h, engine/bandwidth.h).
+struct Peaks {
+  ComputePeaks compute;
+  double gb_s = 0;
+};
+const Peaks& peaks_for(int threads) {
+  static std::map<int, Peaks> cache;
+  auto it = cache.find(threads);
+  if (it == cache.end()) {
+    Peaks p;
+    p.compute = measure_compute_peaks(threads);
+    p.gb_s = measure_read_bandwidth(0, threads).gb_s;
+    it = cache.emplace(threads, p).first;
+  }
+  return it->second;
+}
+
+// What bounds a benchmark: memory (GEMV), fp32 FMA, or int8 dot products
+// (AMX when the kernel takes it, else VNNI).
+enum class Bound { Memory, Fp32, Int8Vnni, Int8Amx };
+
+// Sets GFLOP/s and GB/s (per iteration flops / bytes) and "%peak" against the
+// bound's measured peak for `threads`.
+void rates(benchmark::State& st, double flops, double bytes, Bound bound, int threads) {
+  const auto n = (double)st.iterations();
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * n / 1e9, benchmark::Counter::kIsRate);
+  if (bytes > 0) st.counters["GB/s"] = benchmark::Counter(bytes * n / 1e9, benchmark::Counter::kIsRate);
+  const Peaks& pk = peaks_for(threads);
+  double peak = bound == Bound::Memory     ? pk.gb_s * 1e9
+                : bound == Bound::Fp32     ? pk.compute.fp32_gflops * 1e9
+                : bound == Bound::Int8Amx  ? pk.compute.amx_int8_gops * 1e9
+                                           : pk.compute.int8_gops * 1e9;
+  double work = bound == Bound::Memory ? bytes : flops;
+  if (peak > 0) st.counters["%peak"] = benchmark::Counter(100.0 * work * n / peak, benchmark::Counter::kIsRate);
+}
+
+// Bound of a quantized linear with M rows in `mode`.
+Bound quant_bound(int64_t M, QuantCompute mode) {
+  if (M <= 4) return Bound::Memory;
+  if (mode == QuantCompute::F32) return Bound::Fp32;
+  return amx_available() && amx_enabled() ? Bound::Int8Amx : Bound::Int8Vnni;
+}
+
+// Copies of a buffer so that memory-bound benchmarks stream from DRAM: the
+// iterations rotate over ≥ kColdBytes of copies (more than any last-level
+// cache), so no iteration finds its data in cache.
+constexpr size_t kColdBytes = size_t(768) << 20;
+template <class T>
+std::vector<std::vector<T>> cold_copies(const std::vector<T>& v, size_t total_bytes) {
+  size_t n = std::max<size_t>(1, (kColdBytes + total_bytes - 1) / std::max<size_t>(1, total_bytes));
+  return std::vector<std::vector<T>>(n, v);
+}
+
 QuantCompute act_mode(int64_t bits) {
   return bits == 32 ? QuantCompute::F32 : bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8;
 }
@@ -76,14 +138,19 @@ void BM_Q4Linear(benchmark::State& st) {
   QW q = make_q(4, N, K, (int)st.range(2));
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
+  // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
+  const size_t total = (size_t)q.W.bytes();
+  auto Bs = M <= 4 ? cold_copies(q.B, total) : std::vector<std::vector<uint8_t>>{q.B};
+  auto Ss = M <= 4 ? cold_copies(q.s, total) : std::vector<std::vector<float>>{q.s};
+  size_t it = 0;
   for (auto _ : st) {
+    q.W.data = Bs[it % Bs.size()].data();
+    q.W.scales = Ss[it % Ss.size()].data();
+    ++it;
     linear_quant(X.data(), M, q.W, Y.data(), mode);
     benchmark::ClobberMemory();
   }
-  st.counters["GB/s"] = benchmark::Counter((double)q.W.bytes() * st.iterations() / 1e9,
-                                           benchmark::Counter::kIsRate);
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, (double)q.W.bytes(), quant_bound(M, mode), (int)st.range(5));
 }
 
 void BM_Q8Linear(benchmark::State& st) {
@@ -93,14 +160,19 @@ void BM_Q8Linear(benchmark::State& st) {
   QW q = make_q(8, N, K, (int)st.range(2));
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
+  // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
+  const size_t total = (size_t)q.W.bytes();
+  auto Bs = M <= 4 ? cold_copies(q.B, total) : std::vector<std::vector<uint8_t>>{q.B};
+  auto Ss = M <= 4 ? cold_copies(q.s, total) : std::vector<std::vector<float>>{q.s};
+  size_t it = 0;
   for (auto _ : st) {
+    q.W.data = Bs[it % Bs.size()].data();
+    q.W.scales = Ss[it % Ss.size()].data();
+    ++it;
     linear_quant(X.data(), M, q.W, Y.data(), mode);
     benchmark::ClobberMemory();
   }
-  st.counters["GB/s"] = benchmark::Counter((double)q.W.bytes() * st.iterations() / 1e9,
-                                           benchmark::Counter::kIsRate);
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, (double)q.W.bytes(), quant_bound(M, mode), (int)st.range(5));
 }
 
 // args: K, N, M, kind (0 f32, 1 f16, 2 bf16), transposed, threads
@@ -119,14 +191,17 @@ void BM_FloatLinear(benchmark::State& st) {
   W.data = kind ? (const void*)wh.data() : (const void*)wf.data();
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
+  auto Fs = M <= 4 && !kind ? cold_copies(wf, W.bytes()) : std::vector<std::vector<float>>{};
+  auto Hs = M <= 4 && kind ? cold_copies(wh, W.bytes()) : std::vector<std::vector<uint16_t>>{};
+  size_t it = 0;
   for (auto _ : st) {
+    if (!Fs.empty()) W.data = Fs[it % Fs.size()].data();
+    if (!Hs.empty()) W.data = Hs[it % Hs.size()].data();
+    ++it;
     linear(X.data(), M, W, Y.data());
     benchmark::ClobberMemory();
   }
-  st.counters["GB/s"] = benchmark::Counter((double)W.bytes() * st.iterations() / 1e9,
-                                           benchmark::Counter::kIsRate);
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, (double)W.bytes(), M <= 4 ? Bound::Memory : Bound::Fp32, (int)st.range(5));
 }
 
 // Plain OpenBLAS, B = [K, N] (ONNX MatMul layout). args: M, K, N, threads
@@ -140,8 +215,7 @@ void BM_OpenBLAS(benchmark::State& st) {
                 0.f, C.data(), N);
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, 0, Bound::Fp32, (int)st.range(3));
 }
 
 // qvl's own AVX-512 sgemm engine, B = [K, N]. args: M, K, N, threads
@@ -155,8 +229,7 @@ void BM_QvlSgemm(benchmark::State& st) {
     gemm::sgemm(M, N, K, A.data(), K, pb, C.data(), N, false);
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, 0, Bound::Fp32, (int)st.range(3));
 }
 
 // qvl fp32 linear with [K, N] weight. args: M, K, N, threads
@@ -174,8 +247,7 @@ void BM_LinearF32(benchmark::State& st) {
     linear(A.data(), M, W, C.data());
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * M * N * K, 0, Bound::Fp32, (int)st.range(3));
 }
 
 // Decode attention: S=1 over ctx cached positions. args: ctx, threads
@@ -185,13 +257,17 @@ void BM_AttentionDecode(benchmark::State& st) {
   set_threads((int)st.range(1));
   auto q = rnd(Hq * D), k = rnd(Hkv * ctx * D), v = rnd(Hkv * ctx * D);
   std::vector<float> out(Hq * D);
-  for (auto _ : st) {
-    attention_causal(q.data(), Hq * D, 1, Hq, Hkv, D, k.data(), v.data(), ctx, ctx - 1,
-                     1.f / std::sqrt((float)D), out.data(), Hq * D);
+  auto Ks = cold_copies(k, 2 * k.size() * sizeof(float)), Vs = cold_copies(v, 2 * v.size() * sizeof(float));
+  size_t it = 0;
+  for (auto _ : st) {  // one layer's cache per iteration, from DRAM (rotating copies)
+    const float* kc = Ks[it % Ks.size()].data();
+    const float* vc = Vs[it % Vs.size()].data();
+    ++it;
+    attention_causal(q.data(), Hq * D, 1, Hq, Hkv, D, kc, vc, ctx, ctx - 1, 1.f / std::sqrt((float)D),
+                     out.data(), Hq * D);
     benchmark::ClobberMemory();
   }
-  st.counters["GB/s"] = benchmark::Counter(2.0 * Hkv * ctx * D * 4 * st.iterations() / 1e9,
-                                           benchmark::Counter::kIsRate);
+  rates(st, 4.0 * Hq * ctx * D, 2.0 * Hkv * ctx * D * 4, Bound::Memory, (int)st.range(1));
 }
 
 // Prefill attention: S new tokens, no past. args: S, threads
@@ -206,8 +282,7 @@ void BM_AttentionPrefill(benchmark::State& st) {
                      1.f / std::sqrt((float)D), out.data(), Hq * D);
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * 2 * Hq * D * S * S / 2 * st.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  rates(st, 2.0 * 2 * Hq * D * S * S / 2, 0, Bound::Fp32, (int)st.range(1));
 }
 
 void ThreadArgs(benchmark::internal::Benchmark* b, std::vector<std::vector<int64_t>> shapes) {

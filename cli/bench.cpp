@@ -19,6 +19,7 @@
 #include "cli/flags.h"
 #include "engine/bandwidth.h"
 #include "engine/machine.h"
+#include "engine/peaks.h"
 #include "engine/ort_bridge.h"
 #include "engine/session.h"
 #include "kernels/base.h"
@@ -99,13 +100,13 @@ int64_t argmax(const std::vector<float>& v) {
 }
 
 // Bytes one decode step reads: every text.onnx initializer (decoder weights
-// incl. lm_head) plus the fp32 K/V cache at context `ctx`.
-double decode_bytes_per_token(const std::string& model_dir, const ModelConfig& cfg, double ctx) {
+// incl. lm_head) plus the K/V cache (kv_bytes per element) at context `ctx`.
+double decode_bytes_per_token(const std::string& model_dir, const ModelConfig& cfg, double ctx, int kv_bytes) {
   auto f = OnnxFile::open(model_dir + "/text.onnx");
   double w = 0;
   for (const auto& t : f->tensors()) w += static_cast<double>(t.nbytes);
   const TextConfig& t = cfg.text;
-  double kv = 2.0 * t.layers * t.kv_heads * t.head_dim * sizeof(float) * ctx;
+  double kv = 2.0 * t.layers * t.kv_heads * t.head_dim * kv_bytes * ctx;
   return w + kv;
 }
 
@@ -115,6 +116,7 @@ struct BenchArgs {
   int64_t gen = 128, bw_mb = 0;
   bool json = false, profile = false, int8_act = false, vision_bf16 = false;
   int act_bits = 0;
+  std::string kv_type = "f32";
 };
 
 }  // namespace
@@ -137,6 +139,7 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--act-bits", &a.act_bits, "INT4/INT8 models: activation bits 8|16|32 (as qvl run --act-bits)");
   fl.add("--int8-act", &a.int8_act, "same as --act-bits 8");
   fl.add("--vision-bf16", &a.vision_bf16, "vision encoder matmuls in bf16 on AMX (as qvl run --vision-bf16)");
+  fl.add("--kv-type", &a.kv_type, "KV cache element type f32|f16 (as qvl run --kv-type)");
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
@@ -157,6 +160,8 @@ int cmd_bench(int argc, char** argv) {
   QVL_CHECK(!(a.int8_act && a.act_bits && a.act_bits != 8), "--int8-act contradicts --act-bits %d", a.act_bits);
   so.act_bits = a.int8_act ? 8 : a.act_bits;
   so.vision_bf16 = a.vision_bf16;
+  QVL_CHECK(a.kv_type == "f32" || a.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", a.kv_type.c_str());
+  so.kv_dtype = a.kv_type == "f16" ? DType::F16 : DType::F32;
   so.context = *std::max_element(lengths.begin(), lengths.end()) + a.gen + 8;
   double t0 = now_s();
   Session sess(so);
@@ -169,6 +174,7 @@ int cmd_bench(int argc, char** argv) {
   std::map<int64_t, Stat> prefill, decode_by_len;
   std::vector<double> decode_all;
   BandwidthResult bw;
+  ComputePeaks peaks;
   double rss_before_probe = 0;
   bool rss_reset = false;
   for (size_t li = 0; li < lengths.size(); ++li) {
@@ -184,6 +190,7 @@ int cmd_bench(int argc, char** argv) {
       if (li == 0 && r == 0) {  // bandwidth right before the first timed decode
         rss_before_probe = peak_rss_mb();
         bw = measure_read_bandwidth(a.bw_mb > 0 ? (size_t)a.bw_mb << 20 : 0, threads);
+        peaks = measure_compute_peaks(threads);
         rss_reset = reset_peak_rss();
       }
       int64_t steps = r < 0 ? std::min<int64_t>(a.gen, 4) : a.gen;
@@ -223,13 +230,14 @@ int cmd_bench(int argc, char** argv) {
   double avg_ctx = 0;
   for (int64_t L : lengths) avg_ctx += L + a.gen / 2.0;
   avg_ctx /= lengths.size();
-  double bytes_tok = decode_bytes_per_token(a.model, cfg, avg_ctx);
+  const int kv_bytes = so.kv_dtype == DType::F16 ? 2 : 4;
+  double bytes_tok = decode_bytes_per_token(a.model, cfg, avg_ctx, kv_bytes);
   Stat dec = stat_of(decode_all);
   double dec_gb_s = bytes_tok * dec.median * 1e-9;
   // Roofline of the decode after a prefill of L tokens: weights + K/V at its
   // mean context L + gen/2, against the probed bandwidth.
   auto roof_pct = [&](int64_t L) {
-    double b = decode_bytes_per_token(a.model, cfg, L + a.gen / 2.0);
+    double b = decode_bytes_per_token(a.model, cfg, L + a.gen / 2.0, kv_bytes);
     return bw.gb_s > 0 ? 100.0 * b * decode_by_len[L].median * 1e-9 / bw.gb_s : 0.0;
   };
   double peak_rss = rss_reset ? std::max(rss_before_probe, peak_rss_mb()) : peak_rss_mb();
@@ -242,6 +250,7 @@ int cmd_bench(int argc, char** argv) {
   j["profile_zones"] = a.profile;
   j["activations"] = act_name;
   j["vision_precision"] = vision_precision(so);
+  j["kv_type"] = a.kv_type;
   j["load_s"] = load_s;
   for (auto& [L, s] : prefill) {
     j["prefill_tok_s"][std::to_string(L)] = s.median;
@@ -267,6 +276,7 @@ int cmd_bench(int argc, char** argv) {
   j["decode_avg_context"] = avg_ctx;
   j["decode_gb_s"] = dec_gb_s;
   j["decode_roofline_pct"] = bw.gb_s > 0 ? 100.0 * dec_gb_s / bw.gb_s : 0.0;
+  j["peaks"] = peaks_json(peaks);
   j["build"] = build_json(build);
   j["cpu"] = cpu_model();
   if (a.json) {
@@ -279,6 +289,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
   std::printf("load %.2f s, peak RSS %.0f MiB\n", load_s, peak_rss);
+  std::printf("compute peaks (measured, %d threads): fp32 %.0f GFLOP/s, int8 VNNI %.0f GOP/s, AMX int8 %.0f GOP/s, "
+              "AMX bf16 %.0f GFLOP/s\n",
+              peaks.threads, peaks.fp32_gflops, peaks.int8_gops, peaks.amx_int8_gops, peaks.amx_bf16_gflops);
   for (auto& [L, s] : prefill)
     std::printf("prefill %6lld tok: %9.1f tok/s [%.1f..%.1f]; decode after it %.2f tok/s (%.1f%% of roofline)\n",
                 (long long)L, s.median, s.min, s.max, decode_by_len[L].median, roof_pct(L));

@@ -15,6 +15,7 @@
 #include "cli/run_flags.h"
 #include "engine/bandwidth.h"
 #include "engine/machine.h"
+#include "engine/peaks.h"
 #include "engine/profile_report.h"
 #include "engine/session.h"
 #include "kernels/base.h"
@@ -42,7 +43,12 @@ int cmd_profile(int argc, char** argv) {
   Session session(so);
   MachinePeaks peaks;
   peaks.threads = r.threads > 0 ? r.threads : omp_get_max_threads();
-  peaks.gflops = kPeakGflopsPerThread * peaks.threads;
+  ComputePeaks cp = measure_compute_peaks(peaks.threads);
+  peaks.gflops = cp.fp32_gflops;
+  peaks.gflops_measured = true;
+  peaks.int8_gops = cp.int8_gops;
+  peaks.amx_int8_gops = cp.amx_int8_gops;
+  peaks.amx_bf16_gflops = cp.amx_bf16_gflops;
   BandwidthResult bw = measure_read_bandwidth(bw_mb > 0 ? (size_t)bw_mb << 20 : 0, peaks.threads);
   peaks.gb_s = bw.gb_s;
 

@@ -50,6 +50,7 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
   f.add("--int8-act", &r.int8_act, "same as --act-bits 8");
   f.add("--vision-bf16", &r.vision_bf16,
         "vision encoder matmuls in bf16 on AMX, fp32 accumulation (faster, ~2^-7 relative; default fp32)");
+  f.add("--kv-type", &r.kv_type, "KV cache element type: f32 (default, exact) or f16 (half the memory and decode cache reads)");
   f.add("--json", &r.json, "print one JSON result instead of streaming text");
 }
 
@@ -68,6 +69,8 @@ SessionOptions session_options(const RunFlags& r) {
   QVL_CHECK(!(r.int8_act && r.act_bits && r.act_bits != 8), "--int8-act contradicts --act-bits %d", r.act_bits);
   o.act_bits = r.int8_act ? 8 : r.act_bits;
   o.vision_bf16 = r.vision_bf16;
+  QVL_CHECK(r.kv_type == "f32" || r.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", r.kv_type.c_str());
+  o.kv_dtype = r.kv_type == "f16" ? DType::F16 : DType::F32;
   return o;
 }
 

@@ -30,6 +30,7 @@ struct RunFlags {
   bool json = false;
   int64_t min_pixels = -1, max_pixels = -1;
   int act_bits = 0;  // 0 = engine default
+  std::string kv_type = "f32";
   bool int8_act = false;
   bool vision_bf16 = false;  // --vision-bf16: vision encoder GEMMs in bf16 on AMX
 };

@@ -163,10 +163,16 @@ std::string header() {
 }  // namespace
 
 std::string format_profile_text(const ProfileReport& r, bool per_layer) {
-  std::string out = strfmt("peaks: fp32 %.0f GFLOP/s (%d threads x %.0f, constant), read bandwidth %s\n",
-                           r.peaks.gflops, r.peaks.threads, kPeakGflopsPerThread,
-                           r.peaks.gb_s > 0 ? strfmt("%.1f GB/s (measured)", r.peaks.gb_s).c_str()
-                                            : "not measured");
+  const MachinePeaks& p = r.peaks;
+  std::string out =
+      p.gflops_measured
+          ? strfmt("peaks (%d threads, measured): fp32 FMA %.0f GFLOP/s (the %%pkF base), int8 VNNI %.0f GOP/s, "
+                   "AMX int8 %.0f GOP/s, AMX bf16 %.0f GFLOP/s; read bandwidth %s\n",
+                   p.threads, p.gflops, p.int8_gops, p.amx_int8_gops, p.amx_bf16_gflops,
+                   p.gb_s > 0 ? strfmt("%.1f GB/s (measured)", p.gb_s).c_str() : "not measured")
+          : strfmt("peaks: fp32 %.0f GFLOP/s (%d threads x %.0f, constant), read bandwidth %s\n", p.gflops,
+                   p.threads, kPeakGflopsPerThread,
+                   p.gb_s > 0 ? strfmt("%.1f GB/s (measured)", p.gb_s).c_str() : "not measured");
   for (const auto& t : r.tables) {
     out += strfmt("\n== %s: %.3f ms\n", t.phase.c_str(), t.total_ms);
     if (per_layer) {
@@ -197,7 +203,10 @@ nlohmann::json profile_to_json(const ProfileReport& r) {
   nlohmann::json j;
   j["peaks"] = {{"threads", r.peaks.threads},
                 {"gflop_s", r.peaks.gflops},
-                {"gflop_s_per_thread", kPeakGflopsPerThread},
+                {"gflop_s_measured", r.peaks.gflops_measured},
+                {"int8_vnni_gop_s", r.peaks.int8_gops},
+                {"amx_int8_gop_s", r.peaks.amx_int8_gops},
+                {"amx_bf16_gflop_s", r.peaks.amx_bf16_gflops},
                 {"bandwidth_gb_s", r.peaks.gb_s}};
   nlohmann::json phases = nlohmann::json::object();
   for (const auto& t : r.tables) {

@@ -26,7 +26,9 @@ constexpr double kPeakGflopsPerThread = 250.0;
 
 struct MachinePeaks {
   int threads = 1;
-  double gflops = kPeakGflopsPerThread;  // fp32 FMA peak for `threads`
+  double gflops = kPeakGflopsPerThread;  // fp32 FMA peak for `threads` (%pkF is against it)
+  bool gflops_measured = false;          // from engine/peaks.h, else the constant above
+  double int8_gops = 0, amx_int8_gops = 0, amx_bf16_gflops = 0;  // measured, 0 = absent
   double gb_s = 0;                       // measured read bandwidth (0 = unknown)
 };
 

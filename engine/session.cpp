@@ -96,7 +96,7 @@ Session::Session(const SessionOptions& o) : impl_(std::make_unique<Impl>()) {
   s.tok = std::make_unique<Tokenizer>(Tokenizer::locate(o.model_dir));
   s.text = TextModel::load(s.files, s.cfg);
   if (!s.files.vision.empty()) s.vision = VisionModel::load(s.files, s.cfg);
-  s.cache = s.text->make_cache(o.context);
+  s.cache = s.text->make_cache(o.context, o.kv_dtype);
   s.eos = !s.gen.eos_token_ids.empty() ? s.gen.eos_token_ids : s.cfg.eos_token_ids;
   if (s.eos.empty()) s.eos = {s.tok->special_id("<|im_end|>")};
   s.logits.resize(static_cast<size_t>(s.text->vocab()));

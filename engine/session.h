@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "kernels/dtype.h"
 
 namespace qvl {
 
@@ -37,6 +38,9 @@ struct SessionOptions {
   // fp32 accumulation (kernels/linear.h FloatCompute). The text decoder is
   // unaffected. Without AMX: as without the option.
   bool vision_bf16 = false;
+  // KV cache element type: F32 (exact) or F16 (half the memory and half the
+  // cache bytes a long-context decode step reads; rounding ≤ 2^-11 relative).
+  DType kv_dtype = DType::F32;
 };
 
 // What the vision encoder multiplies in for these options: "bf16-amx" or "fp32".

@@ -36,6 +36,32 @@ inline float dot(const float* a, const float* b, int D) {
   return s;
 }
 
+// Cache element loaders: fp32 or fp16 (uint16_t) as fp32.
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t h) { return f16_to_f32(h); }
+#if defined(__AVX512F__)
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+#endif
+
+// q[D] · k[D] with k in the cache's element type.
+template <class T>
+inline float dot_kv(const float* q, const T* k, int D) {
+  if constexpr (std::is_same_v<T, float>) {
+    return dot(q, k, D);
+  } else {
+    int i = 0;
+    float s = 0;
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= D; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(k + i), acc);
+    s = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < D; ++i) s += q[i] * to_f32(k[i]);
+    return s;
+  }
+}
+
 // out[D] = softmax(scale·q·K_jᵀ)_j · V_j over L keys; K_j = k + j·kstride.
 void attend_row(const float* q, const float* k, const float* v, int64_t kstride, int64_t L, int D,
                 float scale, float* scores, float* out) {
@@ -72,14 +98,15 @@ void attend_row(const float* q, const float* k, const float* v, int64_t kstride,
   }
 }
 
-// Double-precision twin of attend_row for the references.
-void attend_row_ref(const float* q, const float* k, const float* v, int64_t kstride, int64_t L,
+// Double-precision twin of attend_row for the references (fp32 or fp16 K/V).
+template <class T>
+void attend_row_ref(const float* q, const T* k, const T* v, int64_t kstride, int64_t L,
                     int D, float scale, float* out) {
   std::vector<double> p(L);
   double mx = -INFINITY;
   for (int64_t j = 0; j < L; ++j) {
     double s = 0;
-    for (int d = 0; d < D; ++d) s += (double)q[d] * k[j * kstride + d];
+    for (int d = 0; d < D; ++d) s += (double)q[d] * to_f32(k[j * kstride + d]);
     p[j] = s * scale;
     mx = std::max(mx, p[j]);
   }
@@ -87,16 +114,18 @@ void attend_row_ref(const float* q, const float* k, const float* v, int64_t kstr
   for (int64_t j = 0; j < L; ++j) sum += (p[j] = std::exp(p[j] - mx));
   for (int d = 0; d < D; ++d) {
     double o = 0;
-    for (int64_t j = 0; j < L; ++j) o += p[j] * v[j * kstride + d];
+    for (int64_t j = 0; j < L; ++j) o += p[j] * to_f32(v[j * kstride + d]);
     out[d] = (float)(o / sum);
   }
 }
 
 }  // namespace
 
-void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
-                          const float* kcache, const float* vcache, int64_t ctx, int64_t past,
-                          float scale, float* out, int64_t out_stride) {
+namespace {
+
+template <class T>
+void causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const T* kcache,
+                const T* vcache, int64_t ctx, int64_t past, float scale, float* out, int64_t out_stride) {
   const int group = Hq / Hkv;
   for (int64_t s = 0; s < S; ++s)
     for (int h = 0; h < Hq; ++h) {
@@ -106,15 +135,46 @@ void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, i
     }
 }
 
+}  // namespace
+
+void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                          const float* kcache, const float* vcache, int64_t ctx, int64_t past,
+                          float scale, float* out, int64_t out_stride) {
+  causal_ref(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride);
+}
+
+void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                          const KVBlock& kv, int64_t past, float scale, float* out, int64_t out_stride) {
+  if (kv.dtype == DType::F16)
+    causal_ref(q, q_stride, S, Hq, Hkv, D, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
+               kv.ctx, past, scale, out, out_stride);
+  else
+    causal_ref(q, q_stride, S, Hq, Hkv, D, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
+               kv.ctx, past, scale, out, out_stride);
+}
+
 namespace {
+
+// Software prefetch of the n elements at p (one hint per 64-byte line);
+// reads past the end of a buffer are harmless hints.
+template <class T>
+inline void prefetch_row(const T* p, int n) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  for (int i = 0; i < n; i += 64 / (int)sizeof(T)) _mm_prefetch((const char*)(p + i), _MM_HINT_T0);
+#else
+  (void)p, (void)n;
+#endif
+}
+constexpr int64_t kAhead = 8;  // rows ahead (8 rows of D=128 fp32 = 4 KiB)
 
 // ---- decode (few query tokens): flash-decoding over KV chunks -------------
 // Work item = (KV head, chunk of keys). All S·group query rows that share the
 // KV head are handled together so K and V are read once. Each item leaves a
 // partial (max m, sum l, unnormalized o[D]) per row; partials are merged as
 // o = Σ_c e^{m_c − m}·o_c / Σ_c e^{m_c − m}·l_c.
+template <class T>
 void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
-                   const float* kcache, const float* vcache, int64_t ctx, int64_t past,
+                   const T* kcache, const T* vcache, int64_t ctx, int64_t past,
                    float scale, float* out, int64_t out_stride) {
   const int group = Hq / Hkv;
   const int R = (int)S * group;  // rows per KV head
@@ -132,14 +192,16 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
     for (int64_t it = 0; it < items; ++it) {
       const int kvh = (int)(it / nch);
       const int64_t c0 = (it % nch) * chunk, c1 = std::min(L, c0 + chunk), n = c1 - c0;
-      const float* kb = kcache + ((int64_t)kvh * ctx + c0) * D;
-      const float* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
-      for (int64_t j = 0; j < n; ++j)
+      const T* kb = kcache + ((int64_t)kvh * ctx + c0) * D;
+      const T* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
+      for (int64_t j = 0; j < n; ++j) {
+        prefetch_row(kb + (j + kAhead) * D, D);  // the cache streams from DRAM at long context
         for (int r = 0; r < R; ++r) {
           const int64_t s = r / group;
           const float* qr = q + s * q_stride + (int64_t)(kvh * group + r % group) * D;
-          sc[r * chunk + j] = c0 + j <= past + s ? scale * dot(qr, kb + j * D, D) : -INFINITY;
+          sc[r * chunk + j] = c0 + j <= past + s ? scale * dot_kv(qr, kb + j * D, D) : -INFINITY;
         }
+      }
       // Per row: max, exp, sum (vectorized); unnormalized o = Σ_j p_j·v_j.
       for (int r = 0; r < R; ++r) {
         float* pr = part.data() + (it * R + r) * (D + 2);
@@ -180,9 +242,10 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
             for (int r = 0; r < 4; ++r)
               for (int c = 0; c < 4; ++c) va[r][c] = _mm512_setzero_ps();
             for (int64_t jj = 0; jj < n; ++jj) {
-              const float* vr = vb + jj * D + d0;
-              __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16);
-              __m512 v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48);
+              const T* vr = vb + jj * D + d0;
+              prefetch_row(vr + kAhead * D, 64);
+              __m512 v0 = load16(vr), v1 = load16(vr + 16);
+              __m512 v2 = load16(vr + 32), v3 = load16(vr + 48);
               for (int r = 0; r < rn; ++r) {
                 __m512 p = _mm512_set1_ps(sc[(r0 + r) * chunk + jj]);
                 va[r][0] = _mm512_fmadd_ps(p, v0, va[r][0]);
@@ -199,7 +262,7 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
             for (int64_t jj = 0; jj < n; ++jj)
               for (int r = 0; r < rn; ++r) {
                 const float p = sc[(r0 + r) * chunk + jj];
-                for (int d = 0; d < dn; ++d) acc[r][d] += p * vb[jj * D + d0 + d];
+                for (int d = 0; d < dn; ++d) acc[r][d] += p * to_f32(vb[jj * D + d0 + d]);
               }
           }
           for (int r = 0; r < rn; ++r) {
@@ -267,6 +330,32 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
 int64_t query_block(int64_t nk) { return std::max<int64_t>(12, std::min<int64_t>(96, (1 << 18) / std::max<int64_t>(nk, 1) / 12 * 12)); }
 
 }  // namespace
+
+void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const KVBlock& kv,
+                      int64_t past, float scale, float* out, int64_t out_stride) {
+  if (kv.dtype != DType::F16) {
+    attention_causal(q, q_stride, S, Hq, Hkv, D, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
+                     kv.ctx, past, scale, out, out_stride);
+    return;
+  }
+  QVL_ASSERT(Hkv > 0 && Hq % Hkv == 0 && past + S <= kv.ctx);
+  const auto* kh = static_cast<const uint16_t*>(kv.k);
+  const auto* vh = static_cast<const uint16_t*>(kv.v);
+  if (S <= 4 || !gemm::available()) {
+    causal_decode(q, q_stride, S, Hq, Hkv, D, kh, vh, kv.ctx, past, scale, out, out_stride);
+    return;
+  }
+  // Prefill: the rows in use, [Hkv, past+S, D], converted to fp32 once.
+  const int64_t n = past + S;
+  Buffer<float> kf((size_t)Hkv * n * D), vf((size_t)Hkv * n * D);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < Hkv * n; ++r) {
+    const int64_t h = r / n, j = r % n;
+    f16_to_f32_row(kh + (h * kv.ctx + j) * D, kf.data() + r * D, D);
+    f16_to_f32_row(vh + (h * kv.ctx + j) * D, vf.data() + r * D, D);
+  }
+  attention_causal(q, q_stride, S, Hq, Hkv, D, kf.data(), vf.data(), n, past, scale, out, out_stride);
+}
 
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                       const float* kcache, const float* vcache, int64_t ctx, int64_t past,

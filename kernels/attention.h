@@ -2,7 +2,17 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/dtype.h"
+
 namespace qvl {
+
+// One layer's K / V cache blocks, each [Hkv, ctx, D], as fp32 or fp16.
+struct KVBlock {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t ctx = 0;
+  DType dtype = DType::F32;  // F32 or F16
+};
 
 // Causal GQA over a KV cache.
 //   q      [S, Hq, D] (row stride q_stride floats), the S new tokens at cache
@@ -17,6 +27,12 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
 void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                           const float* kcache, const float* vcache, int64_t ctx, int64_t past,
                           float scale, float* out, int64_t out_stride);
+// The same over an fp32 or fp16 cache. fp16: decode reads the halves directly
+// (converted in registers); prefill (S > 4) converts the used rows to fp32 once.
+void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const KVBlock& kv,
+                      int64_t past, float scale, float* out, int64_t out_stride);
+void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
+                          const KVBlock& kv, int64_t past, float scale, float* out, int64_t out_stride);
 
 // Bidirectional attention restricted to segments (vision: one per image / per
 // temporal patch). q, k, v are [N, H, D] with row stride `stride` (e.g. the

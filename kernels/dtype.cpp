@@ -1,5 +1,9 @@
 #include "kernels/dtype.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace qvl {
 
 int dtype_bits(DType t) {
@@ -68,6 +72,25 @@ uint16_t f32_to_f16(float f) {
   r >>= 13;
   if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) ++r;
   return (uint16_t)(sign | r);
+}
+
+void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256((__m256i*)(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(src + i))));
+#endif
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
 }  // namespace qvl

@@ -62,6 +62,10 @@ inline float f16_to_f32(uint16_t h) {
 // Round-to-nearest-even fp32 -> fp16 (overflow to inf, NaN kept quiet).
 uint16_t f32_to_f16(float f);
 
+// Rows of n values: fp32 -> fp16 (as f32_to_f16, vectorized with F16C) and back.
+void f32_to_f16_row(const float* src, uint16_t* dst, int64_t n);
+void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
+
 inline float bf16_to_f32(uint16_t b) {
   uint32_t bits = (uint32_t)b << 16;
   float f;

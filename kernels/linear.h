@@ -88,6 +88,12 @@ class ScopedFloatCompute {
   FloatCompute prev_;
 };
 
+// Several linears over the same input, Y[i] = X · W[i]ᵀ (q/k/v, gate/up).
+// Decode-sized M with quantized weights in an integer mode share one
+// activation quantization and one threaded pass over all their rows; any
+// other case runs linear() per weight. Same results as separate linear() calls.
+void linear_multi(const float* X, int64_t M, const LinearWeight* const* W, float* const* Y, int n);
+
 // Scalar reference: dequantize element by element, accumulate in double.
 void linear_ref(const float* X, int64_t M, const LinearWeight& W, float* Y);
 

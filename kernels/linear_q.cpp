@@ -404,6 +404,20 @@ QuantCompute quant_compute() {
   return linear_qi8_available() ? g_quant_compute : QuantCompute::F32;
 }
 
+bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, float* const* Y, int n,
+                      int act_bits);  // linear_qi8.cpp
+
+void linear_multi(const float* X, int64_t M, const LinearWeight* const* W, float* const* Y, int n) {
+  bool shared = n > 1 && M > 0 && M <= 4 && g_quant_compute != QuantCompute::F32 && linear_qi8_available();
+  for (int i = 0; i < n && shared; ++i) {
+    const LinearWeight& w = *W[i];
+    shared = (w.kind == WeightKind::Q4 || w.kind == WeightKind::Q8) && (w.bits == 4 || w.bits == 8) &&
+             w.block_size >= 16 && (w.block_size & (w.block_size - 1)) == 0;
+  }
+  if (shared && linear_qi8_multi(X, M, W, Y, n, g_quant_compute == QuantCompute::Int16 ? 16 : 8)) return;
+  for (int i = 0; i < n; ++i) linear(X, M, *W[i], Y[i]);
+}
+
 void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   linear_quant(X, M, W, Y, g_quant_compute);
 }

@@ -13,9 +13,12 @@
 //   B = activations in VNNI layout, kt/4 rows × 64 bytes: row c holds, for 16
 //       activation rows, the bytes k = 4c..4c+3 (quantized once per call).
 // Per block the int32 tiles are stored and folded into fp32 accumulators
-// (cvt, ×s_b(n)·dx_b(m), add) with AVX-512; blocks > 64 chain tdp's first.
-// Threads split N in 32-row panels; M is walked in L2-sized blocks so the
-// quantized activations stay in cache while a panel's weights are reused.
+// (cvt, ×s_b(n)·dx_b(m), add) with AVX-512, software-pipelined so the
+// epilogue of block b−1 runs while the tiles of block b compute (issuing it
+// between the tdp's and the tile stores is worth ~25 %); blocks > 64 chain
+// tdp's first. Threads take chunks of 32-row panels from a shared counter;
+// M is walked in blocks of quantized activations (≤ kActBudget) and K in
+// chunks (kChunk) so a panel chunk stays in L1 across the m steps.
 #include "kernels/linear_qamx.h"
 
 #include <sys/syscall.h>
@@ -53,7 +56,15 @@ bool amx_available() {
 namespace {
 
 constexpr int64_t kPanel = 32;             // weight rows per panel (two A tiles)
-constexpr int64_t kActBudget = 768 << 10;  // bytes of quantized activations per M block
+constexpr int64_t kActBudget = 4096 << 10;  // bytes of quantized activations per M block
+constexpr int64_t kChunk = 1024;             // K values per chunk of a weight panel (8 KB, L1)
+
+// Scratch buffers only grow: the layers of a model alternate K (2048 / 6144)
+// and reallocating megabytes per call would fault fresh pages every time.
+template <class T>
+void grow(Buffer<T>& b, size_t n) {
+  if (b.size() < n) b.resize(n);
+}
 
 struct TileConfig {
   uint8_t palette = 1, start_row = 0;
@@ -102,103 +113,184 @@ struct AmxX {
   Buffer<float> dx, e;
 };
 
-// Bytes k0..k0+15 of one activation row (v: 16 int8) into its VNNI slots:
-// dword c = k/4 of row r lives at c·64 + r·4.
-inline void store_vnni(int8_t* p, __m128i v) {
-  alignas(16) uint32_t w[4];
-  _mm_store_si128((__m128i*)w, v);
-  for (int i = 0; i < 4; ++i) std::memcpy(p + 64 * i, &w[i], 4);
+// 16 rows × 16 bytes (x[r] = bytes k0..k0+15 of row r) → VNNI order: 4 rows of
+// 64 bytes, row c = dword c of x[0], …, x[15], stored at out + c·64.
+inline void store_vnni16(const __m128i* x, int8_t* out) {
+  const __m512i perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  __m512i b[4];
+  for (int q = 0; q < 4; ++q) {  // rows 4q..4q+3 → lanes grouped by dword: [d0 of 4 rows | d1 | d2 | d3]
+    __m512i a = _mm512_castsi128_si512(x[4 * q]);
+    a = _mm512_inserti32x4(a, x[4 * q + 1], 1);
+    a = _mm512_inserti32x4(a, x[4 * q + 2], 2);
+    a = _mm512_inserti32x4(a, x[4 * q + 3], 3);
+    b[q] = _mm512_permutexvar_epi32(perm, a);
+  }
+  const __m512i lo01 = _mm512_shuffle_i32x4(b[0], b[1], 0x44), hi01 = _mm512_shuffle_i32x4(b[0], b[1], 0xee);
+  const __m512i lo23 = _mm512_shuffle_i32x4(b[2], b[3], 0x44), hi23 = _mm512_shuffle_i32x4(b[2], b[3], 0xee);
+  _mm512_store_si512(out, _mm512_shuffle_i32x4(lo01, lo23, 0x88));
+  _mm512_store_si512(out + 64, _mm512_shuffle_i32x4(lo01, lo23, 0xdd));
+  _mm512_store_si512(out + 128, _mm512_shuffle_i32x4(hi01, hi23, 0x88));
+  _mm512_store_si512(out + 192, _mm512_shuffle_i32x4(hi01, hi23, 0xdd));
 }
 
-// Same per-block scheme (and the same float operations) as linear_qi8's quantize_x.
+// Same per-block scheme (and the same float operations) as linear_qi8's
+// quantize_x. Per 16-row tile: pass 1 finds dx per (row, block), pass 2
+// quantizes 16 rows × 16 values at a time and writes them in VNNI order
+// (every byte of the tile is written: rows ≥ M and k ≥ K as 0).
 void quantize_x(const float* X, int64_t M, int64_t K, const Geo& g, AmxX* q) {
   const int planes = g.planes, bs = g.bs;
   const int64_t kb = g.kb, tb = g.kp * 16;  // tb: bytes of one plane of one tile
   q->mt = (M + 15) / 16;
-  q->xq.resize(q->mt * planes * tb);
-  q->dx.resize(q->mt * kb * 16);
-  q->e.resize(q->mt * kb * 16);
+  grow(q->xq, q->mt * planes * tb);
+  grow(q->dx, q->mt * kb * 16);
+  grow(q->e, q->mt * kb * 16);
   const float qmax = planes == 2 ? 32639.f : 127.f;
 #pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
   for (int64_t t = 0; t < q->mt; ++t) {
     int8_t* xt = q->xq.data() + t * planes * tb;
     float* dxt = q->dx.data() + t * kb * 16;
-    float* et = q->e.data() + t * kb * 16;
-    std::memset(xt, 0, planes * tb);
-    std::memset(dxt, 0, kb * 16 * sizeof(float));
-    std::memset(et, 0, kb * 16 * sizeof(float));
-    for (int r = 0; r < 16 && t * 16 + r < M; ++r) {
+    float* et = q->e.data() + t * kb * 16;  // holds 1/dx until pass 2 ends
+    const int rows = (int)std::min<int64_t>(16, M - t * 16);
+    for (int r = 0; r < 16; ++r) {
       const float* x = X + (t * 16 + r) * K;
       for (int64_t b = 0; b < kb; ++b) {
-        const int64_t k0 = b * bs, n = std::max<int64_t>(0, std::min<int64_t>(bs, K - k0));
-        __m512 amax = _mm512_setzero_ps();
-        for (int64_t j = 0; j < n; j += 16) {
-          __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-          amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j)));
+        float mx = 0.f;
+        if (r < rows) {
+          const int64_t k0 = b * bs, n = std::max<int64_t>(0, std::min<int64_t>(bs, K - k0));
+          __m512 amax = _mm512_setzero_ps();
+          for (int64_t j = 0; j < n; j += 16) {
+            __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j)));
+          }
+          mx = _mm512_reduce_max_ps(amax);
         }
-        const float mx = _mm512_reduce_max_ps(amax);
-        const float d = mx / qmax, inv = mx > 0 ? qmax / mx : 0.f;
-        __m512i isum = _mm512_setzero_si512();
-        for (int64_t j = 0; j < n; j += 16) {
-          __mmask16 mk = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-          __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + k0 + j), _mm512_set1_ps(inv)));
-          isum = _mm512_add_epi32(isum, v);
-          int8_t* dst = xt + (k0 + j) / 4 * 64 + r * 4;
+        dxt[b * 16 + r] = mx / qmax;
+        et[b * 16 + r] = mx > 0 ? qmax / mx : 0.f;
+      }
+    }
+    for (int64_t b = 0; b < kb; ++b) {
+      const int64_t k0 = b * bs;
+      __m512i isum[16];
+      for (int r = 0; r < 16; ++r) isum[r] = _mm512_setzero_si512();
+      for (int64_t j = 0; j < bs; j += 16) {
+        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(16, K - k0 - j));
+        const __mmask16 mk = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+        __m128i hi[16], lo[16];
+        for (int r = 0; r < 16; ++r) {
+          __m512i v = _mm512_setzero_si512();
+          if (r < rows)
+            v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, X + (t * 16 + r) * K + k0 + j),
+                                                 _mm512_set1_ps(et[b * 16 + r])));
+          isum[r] = _mm512_add_epi32(isum[r], v);
           if (planes == 2) {  // v = 256·h + l, h = (v + 128) >> 8, l ∈ [−128, 127]
             __m512i h = _mm512_srai_epi32(_mm512_add_epi32(v, _mm512_set1_epi32(128)), 8);
-            __m512i l = _mm512_sub_epi32(v, _mm512_slli_epi32(h, 8));
-            store_vnni(dst + tb, _mm512_cvtepi32_epi8(l));
+            lo[r] = _mm512_cvtepi32_epi8(_mm512_sub_epi32(v, _mm512_slli_epi32(h, 8)));
             v = h;
           }
-          store_vnni(dst, _mm512_cvtepi32_epi8(v));
+          hi[r] = _mm512_cvtepi32_epi8(v);
         }
-        dxt[b * 16 + r] = d;
-        et[b * 16 + r] = d * (float)_mm512_reduce_add_epi32(isum);
+        int8_t* dst = xt + (k0 + j) / 4 * 64;
+        store_vnni16(hi, dst);
+        if (planes == 2) store_vnni16(lo, dst + tb);
       }
+      for (int r = 0; r < 16; ++r) et[b * 16 + r] = dxt[b * 16 + r] * (float)_mm512_reduce_add_epi32(isum[r]);
     }
   }
 }
 
 // One 32-row weight panel, unpacked: w [steps][2][16][kt] int8 (rows ≥ N zero),
-// s [kb][32] fp32 scales, sz [kb][32] = s·zp (u8 mode only).
+// s [kb][32] fp32 scales, sz [kb][32] = s·zp (u8 mode only); scratch: srow
+// (one row's scales), zrow ([32][kb+4] zero points), acc (run_range).
 struct Panel {
   Buffer<int8_t> w;
-  Buffer<float> s, sz;
+  Buffer<float> s, sz, srow, acc;
+  Buffer<uint8_t> zrow;
 };
 
+// Scales [kb] of row n as fp32 into out (vector conversion).
+void row_scales(const LinearWeight& W, int64_t n, int64_t kb, float* out) {
+  const int64_t i0 = n * kb;
+  for (int64_t b = 0; b < kb; b += 16) {
+    const __mmask16 mk = kb - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kb - b)) - 1);
+    __m512 v;
+    if (W.scale_dtype == DType::F32) {
+      v = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.scales) + i0 + b);
+    } else {
+      const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.scales) + i0 + b);
+      v = W.scale_dtype == DType::F16 ? _mm512_cvtph_ps(h)
+                                      : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    _mm512_mask_storeu_ps(out + b, mk, v);
+  }
+}
+
+// Per-byte zero points of the 64 values starting at k (blocks of bs ≥ 16).
+inline __m512i zp_vector(const uint8_t* zrow, int64_t k, int bs) {
+  if (bs >= 64) return _mm512_set1_epi8((char)zrow[k / bs]);
+  __m512i z = _mm512_setzero_si512();
+  for (int c = 0; c < 64; c += bs) {
+    const __mmask64 mk = (bs == 32 ? 0xffffffffull : 0xffffull) << c;
+    z = _mm512_mask_mov_epi8(z, mk, _mm512_set1_epi8((char)zrow[(k + c) / bs]));
+  }
+  return z;
+}
+
 void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
-  const int kt = g.kt;
-  p->w.resize(g.steps * kPanel * kt);
-  p->s.resize(g.kb * kPanel);
-  p->sz.resize(g.kb * kPanel);
-  const auto* B = static_cast<const uint8_t*>(W.data);
-  const __mmask32 in4 = kt == 64 ? ~0u : (1u << (kt / 2)) - 1;
-  const __mmask64 out = kt == 64 ? ~0ull : (1ull << kt) - 1;
-  const __m512i lo4 = _mm512_set1_epi16(0x000f), hi4 = _mm512_set1_epi16(0x0f00);
+  const int kt = g.kt, bs = g.bs;
+  const int64_t kb = g.kb, kp = g.kp, sstride = kPanel * kt;  // bytes between steps
+  grow(p->w, g.steps * sstride);
+  grow(p->s, kb * kPanel);
+  grow(p->sz, kb * kPanel);
+  grow(p->srow, kb + 16);
+  grow(p->zrow, kPanel * (kb + 4));
+  const int64_t zrb = quant::zp_row_bytes(W), rows = std::min(kPanel, W.N - n0);
+  // Scales and zero points, [kb][32] (rows ≥ N: 0).
   for (int64_t rr = 0; rr < kPanel; ++rr) {
     const int64_t n = n0 + rr;
-    int8_t* dst = p->w.data() + rr * kt;  // + s·kPanel·kt per step
-    if (n >= W.N) {
-      for (int64_t s = 0; s < g.steps; ++s) _mm512_mask_storeu_epi8(dst + s * kPanel * kt, out, _mm512_setzero_si512());
-      for (int64_t b = 0; b < g.kb; ++b) p->s[b * kPanel + rr] = p->sz[b * kPanel + rr] = 0.f;
+    uint8_t* z = p->zrow.data() + rr * (kb + 4);
+    if (rr >= rows) {
+      for (int64_t b = 0; b < kb; ++b) p->s[b * kPanel + rr] = p->sz[b * kPanel + rr] = 0.f;
       continue;
     }
-    const uint8_t* src = B + n * g.row_bytes;
-    for (int64_t b = 0; b < g.kb; ++b) {
-      const int zp = quant::zero_point(W, n, b);
-      const float s = quant::load_scale(W.scales, W.scale_dtype, n * g.kb + b);
-      p->s[b * kPanel + rr] = s;
-      p->sz[b * kPanel + rr] = s * (float)zp;
-      const __m512i z = _mm512_set1_epi8(g.sw ? (char)zp : 0);
-      for (int64_t s8 = b * g.bps; s8 < (b + 1) * g.bps; ++s8) {
-        __m512i v;
+    row_scales(W, n, kb, p->srow.data());
+    const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
+    for (int64_t b = 0; b < kb; ++b) {
+      z[b] = !zr ? 1 << (g.bits - 1) : g.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
+      p->s[b * kPanel + rr] = p->srow[b];
+      p->sz[b * kPanel + rr] = p->srow[b] * (float)z[b];
+    }
+  }
+  // Weights, 64 values of every row at a time so the panel is written in order.
+  const auto* B = static_cast<const uint8_t*>(W.data);
+  const __m512i lo4 = _mm512_set1_epi16(0x000f), hi4 = _mm512_set1_epi16(0x0f00);
+  const __m512i zdef = _mm512_set1_epi8((char)(1 << (g.bits - 1)));
+  for (int64_t k = 0; k < kp; k += 64) {
+    const int64_t nv = std::min<int64_t>(64, kp - k);  // multiple of kt
+    int8_t* d0 = p->w.data() + (k / kt) * sstride;
+    for (int64_t rr = 0; rr < kPanel; ++rr) {
+      __m512i v = _mm512_setzero_si512();
+      if (rr < rows) {
+        const uint8_t* src = B + (n0 + rr) * g.row_bytes;
         if (g.bits == 4) {  // byte j → (low nibble, high nibble) = values 2j, 2j+1
-          __m512i w = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(in4, src + s8 * kt / 2));
+          const __mmask32 in = nv == 64 ? ~0u : (1u << (nv / 2)) - 1;
+          const __m512i w = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(in, src + k / 2));
           v = _mm512_or_si512(_mm512_and_si512(w, lo4), _mm512_and_si512(_mm512_slli_epi16(w, 4), hi4));
         } else {
-          v = _mm512_maskz_loadu_epi8(out, src + s8 * kt);
+          v = _mm512_maskz_loadu_epi8(nv == 64 ? ~0ull : (1ull << nv) - 1, src + k);
         }
-        _mm512_mask_storeu_epi8(dst + s8 * kPanel * kt, out, _mm512_sub_epi8(v, z));
+        if (g.sw) v = _mm512_sub_epi8(v, W.zero_points ? zp_vector(p->zrow.data() + rr * (kb + 4), k, bs) : zdef);
+      }
+      int8_t* d = d0 + rr * kt;
+      if (kt == 64) {
+        _mm512_storeu_si512(d, v);
+      } else if (kt == 32) {
+        _mm256_storeu_si256((__m256i*)d, _mm512_castsi512_si256(v));
+        if (nv > 32) _mm256_storeu_si256((__m256i*)(d + sstride), _mm512_extracti64x4_epi64(v, 1));
+      } else {
+        _mm_storeu_si128((__m128i*)d, _mm512_castsi512_si128(v));
+        if (nv > 16) _mm_storeu_si128((__m128i*)(d + sstride), _mm512_extracti32x4_epi32(v, 1));
+        if (nv > 32) _mm_storeu_si128((__m128i*)(d + 2 * sstride), _mm512_extracti32x4_epi32(v, 2));
+        if (nv > 48) _mm_storeu_si128((__m128i*)(d + 3 * sstride), _mm512_extracti32x4_epi32(v, 3));
       }
     }
   }
@@ -213,22 +305,58 @@ void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
       _tile_dpbusd(c, a, b);      \
   } while (0)
 
-// Y rows of m tiles [mt0, mt0+JT) × the 32 columns of panel n0, over all K.
+// Blocks [b0, b1) of m tiles [mt0, mt0+JT) × the 32 columns of panel n0,
+// accumulated into acc (zeroed at b0 = 0); the last chunk (b1 = kb) writes Y.
 // P = 1: JT (1 or 2) m tiles, C tile 2i+j = weight tile i × m tile j.
 // P = 2 (Int16, JT = 1): C tile 2i+p = weight tile i × plane p (h, l).
 template <bool SW, int JT, int P>
-void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64_t n0,
-                 const LinearWeight& W, int64_t M, float* Y) {
+void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64_t n0, int64_t b0,
+                 int64_t b1, float (*acc)[JT][16][16], const LinearWeight& W, int64_t M, float* Y) {
   static_assert(JT * P <= 2, "two B tiles");
   constexpr int NJ = JT * P;
-  alignas(64) float acc[2][JT][16][16];  // [weight tile][m tile][n row][m lane]
-  alignas(64) int32_t cb[2][2][16][16];  // stored C tiles [weight tile][B tile]
-  std::memset(acc, 0, sizeof acc);
+  // acc: [weight tile][m tile][n row][m lane]
+  alignas(64) int32_t cb[2][2][2][16][16];  // stored C tiles [block parity][weight tile][B tile]
+  if (b0 == 0) std::memset(acc, 0, sizeof(float) * 2 * JT * 256);
+  const bool last = b1 == g.kb;
+  // Y lines written at the end (rows N apart, mostly not cached): fetched for
+  // ownership a few per block while the tiles compute.
+  const float* ylines[JT * 16 * 2];
+  int nlines = 0;
+  for (int j = 0; j < JT && last; ++j)
+    for (int c = 0; c < 16 && (mt0 + j) * 16 + c < M; ++c)
+      for (int64_t n = n0; n < std::min(W.N, n0 + kPanel); n += 16) ylines[nlines++] = Y + ((mt0 + j) * 16 + c) * W.N + n;
+  const int per_block = b1 > b0 ? (int)((nlines + (b1 - b0) - 1) / (b1 - b0)) : 0;
+  int next_line = 0;
   asm volatile("" ::: "memory");  // tileloadd has no memory clobber: panel / xq writes first
   const int kt = g.kt;
   const int64_t tb = g.kp * 16, astep = kPanel * kt, bstep = kt * 16, kb = g.kb;
   const int8_t* xb = q.xq.data() + mt0 * P * tb;
-  for (int64_t b = 0; b < kb; ++b) {
+  // acc += C_b · s_b(n)·dx_b(m) for the tiles of block b stored in c.
+  auto epilogue = [&](int64_t b, int32_t (*c4)[2][16][16]) {
+    for (int i = 0; i < 2; ++i) {
+      const float* sv = p.s.data() + b * kPanel + i * 16;
+      const float* szv = p.sz.data() + b * kPanel + i * 16;
+      for (int j = 0; j < JT; ++j) {
+        const __m512 dxv = _mm512_load_ps(q.dx.data() + ((mt0 + j) * kb + b) * 16);
+        const __m512 ev = SW ? _mm512_setzero_ps() : _mm512_load_ps(q.e.data() + ((mt0 + j) * kb + b) * 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; ++r) {
+          __m512i c;
+          if constexpr (P == 2)
+            c = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c4[i][0][r]), 8), _mm512_load_si512(c4[i][1][r]));
+          else
+            c = _mm512_load_si512(c4[i][j][r]);
+          __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(dxv, _mm512_set1_ps(sv[r])),
+                                     _mm512_load_ps(acc[i][j][r]));
+          if constexpr (!SW) v = _mm512_fnmadd_ps(_mm512_set1_ps(szv[r]), ev, v);
+          _mm512_store_ps(acc[i][j][r], v);
+        }
+      }
+    }
+  };
+  // Software pipeline: while the tiles of block b compute, the (already
+  // stored) tiles of block b − 1 go through the epilogue; then b is stored.
+  for (int64_t b = b0; b < b1; ++b) {
     _tile_zero(0);
     _tile_zero(2);
     if constexpr (NJ == 2) {
@@ -248,70 +376,76 @@ void panel_tiles(const Geo& g, const Panel& p, const AmxX& q, int64_t mt0, int64
         QVL_TDP(3, 5, 7);
       }
     }
-    _tile_stored(0, cb[0][0], 64);
-    _tile_stored(2, cb[1][0], 64);
+    for (int l = 0; l < per_block && next_line < nlines; ++l) _mm_prefetch((const char*)ylines[next_line++], _MM_HINT_ET0);
+    if (b > b0) epilogue(b - 1, cb[(b - 1) & 1]);
+    int32_t(*c4)[2][16][16] = cb[b & 1];
+    _tile_stored(0, c4[0][0], 64);
+    _tile_stored(2, c4[1][0], 64);
     if constexpr (NJ == 2) {
-      _tile_stored(1, cb[0][1], 64);
-      _tile_stored(3, cb[1][1], 64);
-    }
-    for (int i = 0; i < 2; ++i) {
-      const float* sv = p.s.data() + b * kPanel + i * 16;
-      const float* szv = p.sz.data() + b * kPanel + i * 16;
-      for (int j = 0; j < JT; ++j) {
-        const __m512 dxv = _mm512_load_ps(q.dx.data() + ((mt0 + j) * kb + b) * 16);
-        const __m512 ev = SW ? _mm512_setzero_ps() : _mm512_load_ps(q.e.data() + ((mt0 + j) * kb + b) * 16);
-#pragma GCC unroll 16
-        for (int r = 0; r < 16; ++r) {
-          __m512i c;
-          if constexpr (P == 2)
-            c = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(cb[i][0][r]), 8), _mm512_load_si512(cb[i][1][r]));
-          else
-            c = _mm512_load_si512(cb[i][j][r]);
-          __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(dxv, _mm512_set1_ps(sv[r])),
-                                     _mm512_load_ps(acc[i][j][r]));
-          if constexpr (!SW) v = _mm512_fnmadd_ps(_mm512_set1_ps(szv[r]), ev, v);
-          _mm512_store_ps(acc[i][j][r], v);
-        }
-      }
+      _tile_stored(1, c4[0][1], 64);
+      _tile_stored(3, c4[1][1], 64);
     }
   }
-  for (int i = 0; i < 2; ++i)
-    for (int r = 0; r < 16; ++r) {
-      const int64_t n = n0 + i * 16 + r;
-      if (n >= W.N) break;
-      const float bias = W.bias ? W.bias[n] : 0.f;
-      for (int j = 0; j < JT; ++j)
-        for (int c = 0; c < 16; ++c) {
-          const int64_t m = (mt0 + j) * 16 + c;
-          if (m >= M) break;
-          Y[m * W.N + n] = acc[i][j][r][c] + bias;
-        }
-    }
+  if (b1 > b0) epilogue(b1 - 1, cb[(b1 - 1) & 1]);
+  if (!last) return;
+  // Transposed write-out: gather one m lane of 16 n rows, store 16 contiguous Y values.
+  const __m512i rows16 = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+  for (int i = 0; i < 2; ++i) {
+    const int64_t nc = std::min<int64_t>(16, W.N - (n0 + i * 16));
+    if (nc <= 0) break;
+    const __mmask16 nm = nc >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nc) - 1);
+    const __m512 bias = W.bias ? _mm512_maskz_loadu_ps(nm, W.bias + n0 + i * 16) : _mm512_setzero_ps();
+    for (int j = 0; j < JT; ++j)
+      for (int c = 0; c < 16; ++c) {
+        const int64_t m = (mt0 + j) * 16 + c;
+        if (m >= M) break;
+        const __m512 v = _mm512_i32gather_ps(rows16, &acc[i][j][0][c], 4);
+        _mm512_mask_storeu_ps(Y + m * W.N + n0 + i * 16, nm, _mm512_add_ps(v, bias));
+      }
+  }
 }
 
 #undef QVL_TDP
 
-// Columns [nb, ne) of Y: M blocks of activation tiles (kept in L2) outside,
-// 32-row weight panels (unpacked once per M block) inside.
+// Columns [nb, ne) of Y: M blocks of activation tiles (kept in L2) outside;
+// inside, 32-row weight panels (unpacked once per M block) walked in K chunks
+// of kChunk values, so a chunk of the panel stays in L1 across all m steps
+// (fp32 accumulators per m step persist across chunks in acc).
 template <bool SW>
 void run_range(const Geo& g, const AmxX& q, const LinearWeight& W, int64_t M, int64_t nb,
                int64_t ne, float* Y, Panel* p) {
   const int64_t tile_bytes = g.kp * 16 * g.planes;
   const int64_t mblk = std::max<int64_t>(2, kActBudget / tile_bytes / 2 * 2);
+  const int64_t cblocks = std::max<int64_t>(1, kChunk / g.bs), ssize = W.scale_dtype == DType::F32 ? 4 : 2;
+  const int step = g.planes == 2 ? 1 : 2;  // m tiles per panel_tiles call
+  grow(p->acc, mblk * 2 * 256);  // [m tile][weight tile][16][16] by m step
   for (int64_t mb = 0; mb < q.mt; mb += mblk) {
-    const int64_t me = std::min(q.mt, mb + mblk);
+    const int64_t me = std::min(q.mt, mb + mblk), msteps = (me - mb + step - 1) / step;
     for (int64_t n0 = nb; n0 < ne; n0 += kPanel) {
       unpack_panel(W, g, n0, p);
-      for (int64_t mt = mb; mt < me;) {
-        if (g.planes == 2) {
-          panel_tiles<SW, 1, 2>(g, *p, q, mt, n0, W, M, Y);
-          mt += 1;
-        } else if (mt + 1 < me) {
-          panel_tiles<SW, 2, 1>(g, *p, q, mt, n0, W, M, Y);
-          mt += 2;
-        } else {
-          panel_tiles<SW, 1, 1>(g, *p, q, mt, n0, W, M, Y);
-          mt += 1;
+      // The next panel's packed weights and scales are fetched towards L2 a
+      // slice per m step, so its unpack does not wait on DRAM.
+      const int64_t nn = std::min(W.N, n0 + kPanel), nrows = std::min(W.N, nn + kPanel) - nn;
+      const char* wnext = static_cast<const char*>(W.data) + nn * g.row_bytes;
+      const char* snext = static_cast<const char*>(W.scales) + nn * g.kb * ssize;
+      const int64_t wbytes = nrows * g.row_bytes, sbytes = nrows * g.kb * ssize;
+      const int64_t calls = (g.kb + cblocks - 1) / cblocks * msteps;
+      const int64_t wslice = (wbytes / calls + 127) / 64 * 64, sslice = (sbytes / calls + 127) / 64 * 64;
+      int64_t wdone = 0, sdone = 0;
+      for (int64_t c0 = 0; c0 < g.kb; c0 += cblocks) {
+        const int64_t c1 = std::min(g.kb, c0 + cblocks);
+        for (int64_t i = 0; i < msteps; ++i) {
+          for (int64_t e = std::min(wbytes, wdone + wslice); wdone < e; wdone += 64) _mm_prefetch(wnext + wdone, _MM_HINT_T1);
+          for (int64_t e = std::min(sbytes, sdone + sslice); sdone < e; sdone += 64) _mm_prefetch(snext + sdone, _MM_HINT_T1);
+          const int64_t mt = mb + i * step;
+          float* acc = p->acc.data() + i * step * 2 * 256;
+          if (g.planes == 2)
+            panel_tiles<SW, 1, 2>(g, *p, q, mt, n0, c0, c1, (float(*)[1][16][16])acc, W, M, Y);
+          else if (mt + 1 < me)
+            panel_tiles<SW, 2, 1>(g, *p, q, mt, n0, c0, c1, (float(*)[2][16][16])acc, W, M, Y);
+          else
+            panel_tiles<SW, 1, 1>(g, *p, q, mt, n0, c0, c1, (float(*)[1][16][16])acc, W, M, Y);
         }
       }
     }
@@ -331,18 +465,20 @@ bool linear_q_amx(const float* X, int64_t M, const LinearWeight& W, float* Y, in
   thread_local AmxX qbuf;  // the caller's; workers read it through qp
   AmxX* qp = &qbuf;
   quantize_x(X, M, W.K, g, qp);
+  // Panels handed out in chunks (a thread slowed by another process takes fewer).
+  cpu::ChunkQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), kPanel, 4));
 #pragma omp parallel
   {
     const AmxX& q = *qp;
     thread_local Panel p;
     int64_t nb, ne;
-    cpu::split_range(W.N, omp_get_num_threads(), omp_get_thread_num(), kPanel, &nb, &ne);
-    if (nb < ne) {
-      configure_tiles(g.kt);
+    bool configured = false;
+    while (work.pop(&nb, &ne)) {
+      if (!configured) configure_tiles(g.kt), configured = true;
       if (g.sw) run_range<true>(g, q, W, M, nb, ne, Y, &p);
       else run_range<false>(g, q, W, M, nb, ne, Y, &p);
-      _tile_release();
     }
+    if (configured) _tile_release();
   }
   return true;
 }

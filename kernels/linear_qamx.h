@@ -20,6 +20,12 @@ bool amx_available();
 void set_amx_enabled(bool on);
 bool amx_enabled();
 
+// Fewest activation rows for which linear_q_amx beats the VNNI path (measured,
+// Q4 block 32, K 2048 → N 6144, 1 and 2 threads: Int8 crosses over at M ≈ 11,
+// Int16 at M ≈ 10; below, unpacking each weight panel costs more than the
+// VNNI kernel's whole pass). linear_q_amx itself accepts any M ≥ 1.
+inline int amx_min_rows(int act_bits) { return act_bits == 16 ? 10 : 12; }
+
 // Y[M,N] = X[M,K]·Wᵀ (+bias) for a Q4/Q8 weight with quantized activations on AMX.
 // act_bits 8: the Int8 scheme; 16: the Int16 scheme (xi = 256·h + l, two tdp per tile pair).
 // Returns false (and does nothing) when AMX is not compiled in / not permitted at runtime

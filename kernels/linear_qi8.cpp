@@ -14,6 +14,7 @@
 // Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
 // MR activation rows); threads take chunks of N rows from a shared counter.
 #include <cstring>
+#include <vector>
 
 #include "kernels/base.h"
 #include "kernels/cpu.h"
@@ -313,10 +314,51 @@ void rows_range_sd(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
   }
 }
 
+// Rows of one weight from the shared activations (the dispatch of linear_qi8).
+void rows_any(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t b, int64_t e, float* Y) {
+  if (qx.planes == 2) {
+    if (W.bits == 4) rows_range_sd<4, 2>(gm, qx, W, b, e, Y);
+    else rows_range_sd<8, 2>(gm, qx, W, b, e, Y);
+  } else {
+    if (W.bits == 4) rows_range_sd<4, 1>(gm, qx, W, b, e, Y);
+    else rows_range_sd<8, 1>(gm, qx, W, b, e, Y);
+  }
+}
+
 }  // namespace
 
+bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, float* const* Y, int n,
+                      int act_bits) {
+  for (int i = 1; i < n; ++i)
+    if (W[i]->K != W[0]->K || W[i]->bits != W[0]->bits || W[i]->block_size != W[0]->block_size) return false;
+  const Geometry gm = make_geometry(*W[0]);
+  QuantX qx;
+  quantize_x(X, M, W[0]->K, gm, act_bits == 16 ? 2 : 1, &qx);
+  // Work items: row chunks of every weight, taken from one shared counter.
+  struct Item {
+    int w;
+    int64_t b, e;
+  };
+  std::vector<Item> items;
+  int64_t rows = 0;
+  for (int i = 0; i < n; ++i) rows += W[i]->N;
+  const int64_t chunk = cpu::chunk_size(rows, cpu::threads(), 16);
+  for (int i = 0; i < n; ++i)
+    for (int64_t b = 0; b < W[i]->N; b += chunk) items.push_back({i, b, std::min(W[i]->N, b + chunk)});
+  cpu::ChunkQueue work((int64_t)items.size(), 1);
+#pragma omp parallel
+  {
+    int64_t k, ke;
+    while (work.pop(&k, &ke)) {
+      const Item& it = items[k];
+      rows_any(gm, qx, *W[it.w], it.b, it.e, Y[it.w]);
+    }
+  }
+  return true;
+}
+
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
-  if (M > 4 && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
+  if (M >= amx_min_rows(act_bits) && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;
@@ -325,21 +367,14 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
 #pragma omp parallel
   {
     int64_t b, e;
-    while (work.pop(&b, &e)) {
-      if (planes == 2) {
-        if (W.bits == 4) rows_range_sd<4, 2>(gm, qx, W, b, e, Y);
-        else rows_range_sd<8, 2>(gm, qx, W, b, e, Y);
-      } else {
-        if (W.bits == 4) rows_range_sd<4, 1>(gm, qx, W, b, e, Y);
-        else rows_range_sd<8, 1>(gm, qx, W, b, e, Y);
-      }
-    }
+    while (work.pop(&b, &e)) rows_any(gm, qx, W, b, e, Y);
   }
 }
 
 #else
 
 bool linear_qi8_available() { return false; }
+bool linear_qi8_multi(const float*, int64_t, const LinearWeight* const*, float* const*, int, int) { return false; }
 void linear_qi8(const float*, int64_t, const LinearWeight&, float*, int) {
   QVL_ASSERT(!"linear_qi8 needs AVX-512 VNNI/VBMI");
 }

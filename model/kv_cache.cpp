@@ -1,22 +1,59 @@
-// KVCache allocation and bookkeeping (see kv_cache.h for the layout).
+// KVCache allocation, row writes and bookkeeping (see kv_cache.h for the layout).
 #include "model/kv_cache.h"
 
 #include <cstring>
 
 namespace qvl {
 
-void KVCache::init(int n_layers, int n_kv_heads, int dim, int64_t n_ctx) {
+void KVCache::init(int n_layers, int n_kv_heads, int dim, int64_t n_ctx, DType dt) {
   QVL_CHECK(n_layers > 0 && n_kv_heads > 0 && dim > 0, "KV cache: bad shape (%d layers, %d heads, dim %d)",
             n_layers, n_kv_heads, dim);
   QVL_CHECK(n_ctx > 0, "KV cache: context length must be positive (got %lld)", (long long)n_ctx);
+  QVL_CHECK(dt == DType::F32 || dt == DType::F16, "KV cache: dtype %s not supported (f32 or f16)", dtype_name(dt));
   layers = n_layers;
   kv_heads = n_kv_heads;
   head_dim = dim;
   ctx = n_ctx;
   len = 0;
+  dtype = dt;
   size_t n = (size_t)layers * kv_heads * ctx * head_dim;
-  k.resize(n);
-  v.resize(n);
+  k.resize(dt == DType::F32 ? n : 0);
+  v.resize(dt == DType::F32 ? n : 0);
+  kh.resize(dt == DType::F16 ? n : 0);
+  vh.resize(dt == DType::F16 ? n : 0);
+}
+
+KVBlock KVCache::layer(int i) const {
+  KVBlock b;
+  b.dtype = dtype;
+  b.ctx = ctx;
+  const int64_t o = i * layer_stride();
+  if (dtype == DType::F16) {
+    b.k = kh.data() + o;
+    b.v = vh.data() + o;
+  } else {
+    b.k = k.data() + o;
+    b.v = v.data() + o;
+  }
+  return b;
+}
+
+void KVCache::write(int i, int64_t S, const float* k_rows, const float* v_rows) {
+  QVL_ASSERT(i >= 0 && i < layers && len + S <= ctx);
+  const int D = head_dim;
+  for (int64_t t = 0; t < S; ++t)
+    for (int h = 0; h < kv_heads; ++h) {
+      const size_t dst = i * layer_stride() + ((size_t)h * ctx + len + t) * D;
+      const float* ks = k_rows + (t * kv_heads + h) * D;
+      const float* vs = v_rows + (t * kv_heads + h) * D;
+      if (dtype == DType::F16) {
+        f32_to_f16_row(ks, kh.data() + dst, D);
+        f32_to_f16_row(vs, vh.data() + dst, D);
+      } else {
+        std::memcpy(k.data() + dst, ks, sizeof(float) * D);
+        std::memcpy(v.data() + dst, vs, sizeof(float) * D);
+      }
+    }
 }
 
 void KVCache::truncate(int64_t n) {
@@ -25,12 +62,23 @@ void KVCache::truncate(int64_t n) {
   len = n;
 }
 
-void KVCache::copy_rows(int layer, bool value, int64_t n, float* out) const {
-  QVL_ASSERT(layer >= 0 && layer < layers && n <= ctx);
-  const float* src = value ? v_layer(layer) : k_layer(layer);
-  for (int h = 0; h < kv_heads; ++h)
-    std::memcpy(out + (size_t)h * n * head_dim, src + (size_t)h * ctx * head_dim,
-                sizeof(float) * n * head_dim);
+size_t KVCache::bytes() const {
+  return (k.size() + v.size()) * sizeof(float) + (kh.size() + vh.size()) * sizeof(uint16_t);
+}
+
+void KVCache::copy_rows(int layer_i, bool value, int64_t n, float* out) const {
+  QVL_ASSERT(layer_i >= 0 && layer_i < layers && n <= ctx);
+  const int64_t o = layer_i * layer_stride();
+  for (int h = 0; h < kv_heads; ++h) {
+    const size_t src = o + (size_t)h * ctx * head_dim;
+    float* dst = out + (size_t)h * n * head_dim;
+    if (dtype == DType::F16) {
+      const uint16_t* p = (value ? vh.data() : kh.data()) + src;
+      for (int64_t j = 0; j < n * head_dim; ++j) dst[j] = f16_to_f32(p[j]);
+    } else {
+      std::memcpy(dst, (value ? v.data() : k.data()) + src, sizeof(float) * n * head_dim);
+    }
+  }
 }
 
 }  // namespace qvl

@@ -1,11 +1,15 @@
-// Key/value cache of the text decoder: per layer two [Hkv, ctx, D] fp32 blocks
-// (the layout kernels/attention.h reads), preallocated for the whole context.
-// `len` rows (cache positions 0..len-1) are valid; a forward writes rows
-// len..len+S-1 and then advances len.
+// Key/value cache of the text decoder: per layer two [Hkv, ctx, D] blocks
+// (the layout kernels/attention.h reads), preallocated for the whole context,
+// stored as fp32 (default, exact) or fp16 (half the memory and half the bytes
+// a long-context decode step reads; values rounded to nearest even, relative
+// error ≤ 2^-11). `len` rows (cache positions 0..len-1) are valid; a forward
+// writes rows len..len+S-1 and then advances len.
 #pragma once
 #include <cstdint>
 
+#include "kernels/attention.h"
 #include "kernels/base.h"
+#include "kernels/dtype.h"
 
 namespace qvl {
 
@@ -13,28 +17,33 @@ struct KVCache {
   int layers = 0, kv_heads = 0, head_dim = 0;
   int64_t ctx = 0;  // capacity in tokens
   int64_t len = 0;  // valid tokens
-  Buffer<float> k, v;  // [layers, Hkv, ctx, D]
+  DType dtype = DType::F32;    // F32 or F16
+  Buffer<float> k, v;          // F32: [layers, Hkv, ctx, D]
+  Buffer<uint16_t> kh, vh;     // F16: [layers, Hkv, ctx, D]
 
   KVCache() = default;
-  KVCache(int layers, int kv_heads, int head_dim, int64_t ctx) { init(layers, kv_heads, head_dim, ctx); }
+  KVCache(int layers, int kv_heads, int head_dim, int64_t ctx, DType dtype = DType::F32) {
+    init(layers, kv_heads, head_dim, ctx, dtype);
+  }
   // (Re)allocates for `ctx` tokens and empties the cache. Throws qvl::Error when
-  // the allocation fails (message names the size).
-  void init(int layers, int kv_heads, int head_dim, int64_t ctx);
+  // the allocation fails (message names the size) or the dtype is not F32/F16.
+  void init(int layers, int kv_heads, int head_dim, int64_t ctx, DType dtype = DType::F32);
 
   int64_t layer_stride() const { return (int64_t)kv_heads * ctx * head_dim; }
-  float* k_layer(int i) { return k.data() + i * layer_stride(); }
-  float* v_layer(int i) { return v.data() + i * layer_stride(); }
-  const float* k_layer(int i) const { return k.data() + i * layer_stride(); }
-  const float* v_layer(int i) const { return v.data() + i * layer_stride(); }
+  // Layer i's K and V blocks as the attention kernels take them.
+  KVBlock layer(int i) const;
+  // Writes S new rows (token t, KV head h at src[(t·Hkv + h)·D]) for K and V at
+  // positions len..len+S-1 of layer i (converting to the cache dtype).
+  void write(int i, int64_t S, const float* k_rows, const float* v_rows);
 
   // Keeps the first n tokens (chat /reset, regenerate). n must be <= len.
   void truncate(int64_t n);
   void clear() { len = 0; }
   int64_t remaining() const { return ctx - len; }
   // Bytes of both caches.
-  size_t bytes() const { return (k.size() + v.size()) * sizeof(float); }
+  size_t bytes() const;
 
-  // Copies layer i's first n rows of K (or V) into out [Hkv, n, D] (compare/tests).
+  // Copies layer i's first n rows of K (or V) into out [Hkv, n, D] as fp32 (compare/tests).
   void copy_rows(int layer, bool value, int64_t n, float* out) const;
 };
 

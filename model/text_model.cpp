@@ -101,8 +101,8 @@ void TextModel::bind(const WeightBinder& tb, const WeightBinder* eb) {
             tb.file_name().c_str());
 }
 
-KVCache TextModel::make_cache(int64_t ctx) const {
-  return KVCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim, ctx);
+KVCache TextModel::make_cache(int64_t ctx, DType dtype) const {
+  return KVCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim, ctx, dtype);
 }
 
 std::string TextModel::describe() const {
@@ -200,9 +200,9 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
   {
     QVL_ZONE("text.qkv", l, linear_flops(S, L.q) + linear_flops(S, L.k) + linear_flops(S, L.v),
              linear_bytes(S, L.q) + linear_bytes(S, L.k) + linear_bytes(S, L.v));
-    linear(a_.data(), S, L.q, q_.data());
-    linear(a_.data(), S, L.k, k_.data());
-    linear(a_.data(), S, L.v, v_.data());
+    const LinearWeight* w[3] = {&L.q, &L.k, &L.v};
+    float* y[3] = {q_.data(), k_.data(), v_.data()};
+    linear_multi(a_.data(), S, w, y, 3);
   }
   {
     QVL_ZONE("text.rope", l, 6.0 * S * (Hq + Hkv) * D, 8.0 * S * (Hq + Hkv) * D);
@@ -211,18 +211,11 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
     rope_apply(q_.data(), S, Hq, D, (int64_t)Hq * D, cos_.data(), sin_.data());
     rope_apply(k_.data(), S, Hkv, D, (int64_t)Hkv * D, cos_.data(), sin_.data());
   }
-  float* kc = cache.k_layer(l);
-  float* vc = cache.v_layer(l);
-  for (int64_t t = 0; t < S; ++t)
-    for (int h = 0; h < Hkv; ++h) {
-      const size_t dst = ((size_t)h * cache.ctx + cache.len + t) * D;
-      std::memcpy(kc + dst, k_.data() + (t * Hkv + h) * D, sizeof(float) * D);
-      std::memcpy(vc + dst, v_.data() + (t * Hkv + h) * D, sizeof(float) * D);
-    }
+  cache.write(l, S, k_.data(), v_.data());
   {
     const double ctxlen = (double)cache.len + 0.5 * (S + 1);  // mean keys per query
     QVL_ZONE("text.attn", l, 4.0 * S * ctxlen * Hq * D, 8.0 * Hkv * (cache.len + S) * D + 8.0 * S * Hq * D);
-    attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, kc, vc, cache.ctx, cache.len,
+    attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, cache.layer(l), cache.len,
                      1.0f / std::sqrt((float)D), att_.data(), (int64_t)Hq * D);
   }
   {
@@ -242,8 +235,9 @@ void TextModel::mlp_block(int l, int64_t S) {
   }
   QVL_ZONE("text.mlp", l, linear_flops(S, L.gate) + linear_flops(S, L.up) + linear_flops(S, L.down),
            linear_bytes(S, L.gate) + linear_bytes(S, L.up) + linear_bytes(S, L.down));
-  linear(a_.data(), S, L.gate, gate_.data());
-  linear(a_.data(), S, L.up, up_.data());
+  const LinearWeight* w[2] = {&L.gate, &L.up};
+  float* y[2] = {gate_.data(), up_.data()};
+  linear_multi(a_.data(), S, w, y, 2);
   swiglu(gate_.data(), up_.data(), gate_.data(), S * I);
   linear(gate_.data(), S, L.down, y_.data());
   add_inplace(x_.data(), y_.data(), S * H);

@@ -42,7 +42,7 @@ class TextModel {
   int64_t hidden() const { return cfg_.hidden; }
   int64_t vocab() const { return cfg_.vocab; }
   // A cache shaped for this model, `ctx` tokens.
-  KVCache make_cache(int64_t ctx) const;
+  KVCache make_cache(int64_t ctx, DType kv_dtype = DType::F32) const;
   // One line: files, weight format, whether the embedding comes from the tied lm_head.
   std::string describe() const;
   const LinearWeight& lm_head() const { return lm_head_; }

@@ -85,6 +85,17 @@ TEST(RunCli, GreedyMatchesHuggingFaceOnEveryCase) {
   }
 }
 
+// An fp16 KV cache (--kv-type f16, rounding ≤ 2^-11 relative per element)
+// keeps Hugging Face's 24 greedy ids on every case.
+TEST(RunCli, F16KvCacheKeepsGreedyIds) {
+  for (const char* c : kCases) {
+    Proc r = run(qvl_bin() + " run -m " + model("fp32") + " --messages " + case_dir(c) +
+                "/messages.json -n 24 --temp 0 --json --kv-type f16");
+    ASSERT_EQ(r.code, 0) << c << ": " << r.err;
+    EXPECT_EQ(ids_of(r), golden_ids(c)) << c;
+  }
+}
+
 // The torch.onnx.export layout (anonymous weights, traced vision graphs).
 TEST(RunCli, TorchExportLayoutMatchesHuggingFace) {
   for (const char* c : kCases) {
@@ -232,6 +243,8 @@ TEST(RunCliErrors, BadInputsGiveOneLine) {
                         "/nonexistent/x.png");
   expect_one_line_error(run(qvl_bin() + " run -m /nonexistent/model -p hi"), "/nonexistent/model");
   expect_one_line_error(run(qvl_bin() + " frobnicate"), "unknown command");
+  expect_one_line_error(run(qvl_bin() + " run" + m + " -p hi --kv-type f8"), "--kv-type must be f32 or f16");
+  expect_one_line_error(run(qvl_bin() + " run" + m + " -p hi --act-bits 12"), "--act-bits must be 8, 16 or 32");
 
   // A model folder without its tokenizer.
   std::string dir = scratch_dir("run_cli_no_tokenizer");

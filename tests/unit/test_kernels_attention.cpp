@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/dtype.h"
 #include "test_util.h"
 
 namespace qvl {
@@ -59,6 +60,34 @@ TEST(KernelsAttention, SegmentsBidirectional) {
                            cu.data(), 6, scale, want.data());
     EXPECT_TRUE(test::AllClose(got, want, tolerance(D, 136, scale, 1.5, 1.5, 1.5))) << "D=" << D;
   }
+}
+
+// fp16 KV cache: the kernel (decode reads halves in registers; prefill converts
+// the used rows once) against the double reference over the same fp16 values,
+// with the fp32 tolerance (the halves are exact inputs for both); and the
+// cache's write / copy_rows round trip is the element-wise fp16 rounding.
+TEST(KernelsAttention, CausalGqaF16Cache) {
+  for (int D : {64, 128})
+    for (int64_t past : {0, 37, 600})
+      for (int64_t S : {1, 4, 9, 70}) {
+        const int Hkv = 2, Hq = 4;
+        const int64_t ctx = past + S + 5;
+        const int64_t qs = Hq * D, os = Hq * D;
+        auto q = test::random_floats(S * qs, past + S, -2.f, 2.f);
+        auto kf = test::random_floats(Hkv * ctx * D, 4, -2.f, 2.f);
+        auto vf = test::random_floats(Hkv * ctx * D, 5);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        f32_to_f16_row(kf.data(), kh.data(), (int64_t)kf.size());
+        f32_to_f16_row(vf.data(), vh.data(), (int64_t)vf.size());
+        for (size_t i = 0; i < kf.size(); i += 97) ASSERT_EQ(kh[i], f32_to_f16(kf[i]));  // row == scalar RNE
+        KVBlock kv{kh.data(), vh.data(), ctx, DType::F16};
+        std::vector<float> got(S * os, 0.f), want(S * os, 0.f);
+        const float scale = 1.f / std::sqrt((float)D);
+        attention_causal(q.data(), qs, S, Hq, Hkv, D, kv, past, scale, got.data(), os);
+        attention_causal_ref(q.data(), qs, S, Hq, Hkv, D, kv, past, scale, want.data(), os);
+        EXPECT_TRUE(test::AllClose(got, want, tolerance(D, past + S, scale, 2, 2, 1)))
+            << "f16 D=" << D << " past=" << past << " S=" << S;
+      }
 }
 
 }  // namespace

@@ -336,4 +336,37 @@ TEST(KernelsLinear, BytesCountsScalesAndZeroPoints) {
 }
 
 }  // namespace
+// linear_multi (one shared activation quantization and pass, as q/k/v and
+// gate/up use it) gives exactly the results of separate linear() calls, in
+// every compute mode, for decode and prefill row counts, mixed N and bits.
+TEST(KernelsLinear, LinearMultiEqualsSeparateCalls) {
+  QWeight a = make_q(4, 70, 300, 32, false, DType::F16, true, 11);
+  QWeight b = make_q(4, 33, 300, 32, true, DType::F32, false, 12);
+  QWeight c = make_q(8, 51, 300, 32, false, DType::BF16, false, 13);
+  const QuantCompute before = quant_compute();
+  for (QuantCompute mode : {QuantCompute::Int8, QuantCompute::Int16, QuantCompute::F32})
+    for (int64_t M : {1, 3, 9}) {
+      set_quant_compute(mode);
+      std::vector<float> X = test::random_floats(M * 300, 40 + M);
+      std::vector<float> ya(M * 70), yb(M * 33), yc(M * 51), ra(M * 70), rb(M * 33), rc(M * 51);
+      const LinearWeight* w2[2] = {&a.W, &b.W};  // same K / bits / block: the shared pass
+      float* y2[2] = {ya.data(), yb.data()};
+      linear_multi(X.data(), M, w2, y2, 2);
+      linear(X.data(), M, a.W, ra.data());
+      linear(X.data(), M, b.W, rb.data());
+      EXPECT_EQ(ya, ra) << "pair M=" << M << " mode " << (int)mode;
+      EXPECT_EQ(yb, rb) << "pair M=" << M << " mode " << (int)mode;
+      const LinearWeight* w[3] = {&a.W, &b.W, &c.W};  // mixed bits: per-weight fallback
+      float* y[3] = {ya.data(), yb.data(), yc.data()};
+      linear_multi(X.data(), M, w, y, 3);
+      linear(X.data(), M, a.W, ra.data());
+      linear(X.data(), M, b.W, rb.data());
+      linear(X.data(), M, c.W, rc.data());
+      EXPECT_EQ(ya, ra) << "M=" << M << " mode " << (int)mode;
+      EXPECT_EQ(yb, rb) << "M=" << M << " mode " << (int)mode;
+      EXPECT_EQ(yc, rc) << "M=" << M << " mode " << (int)mode;
+    }
+  set_quant_compute(before);
+}
+
 }  // namespace qvl

@@ -198,17 +198,20 @@ TEST(LinearAmx, LargeM) {
   check_amx(q.W, 512, 3, "Q4 K=6144 bs=128");
 }
 
-// linear_quant(Int8) with M > 4 is routed to AMX (bit-identical), not with M ≤ 4.
-TEST(LinearAmx, DispatchFromInt8Path) {
+// linear_quant(Int8 / Int16) from amx_min_rows rows on is AMX (bit-identical);
+// below it the VNNI path runs (equal to the AMX result only within rounding).
+TEST(LinearAmx, DispatchFromIntPaths) {
   REQUIRE_AMX();
   QWeight q = make_q(4, 64, 256, 32, true, DType::F32, true, 3);
-  for (int64_t M : {4, 5, 33}) {
-    const std::vector<float> X = make_x(M, 256, 32, 4);
-    std::vector<float> a(M * 64), b(M * 64);
-    linear_quant(X.data(), M, q.W, a.data(), QuantCompute::Int8);
-    ASSERT_TRUE(linear_q_amx(X.data(), M, q.W, b.data(), 8));
-    if (M > 4) {
-      EXPECT_EQ(a, b) << "M=" << M;
+  for (int act_bits : {8, 16}) {
+    const int64_t m0 = amx_min_rows(act_bits);
+    for (int64_t M : {m0 - 1, m0, int64_t{33}}) {
+      const std::vector<float> X = make_x(M, 256, 32, 4);
+      std::vector<float> a(M * 64), b(M * 64), c(M * 64);
+      linear_quant(X.data(), M, q.W, a.data(), act_bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8);
+      ASSERT_TRUE(linear_q_amx(X.data(), M, q.W, b.data(), act_bits));
+      linear_qi8(X.data(), M, q.W, c.data(), act_bits);
+      EXPECT_EQ(a, M >= m0 ? b : c) << "act_bits " << act_bits << " M=" << M;
     }
   }
 }

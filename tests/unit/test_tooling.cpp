@@ -7,6 +7,7 @@
 
 #include "engine/bandwidth.h"
 #include "engine/compare.h"
+#include "engine/peaks.h"
 #include "engine/profile_report.h"
 #include "test_util.h"
 
@@ -141,6 +142,28 @@ TEST(Bandwidth, StreamKernelSumsExactlyAndProbeReportsARate) {
   EXPECT_GT(r.gb_s, 0.1);
   EXPECT_GE(r.gb_s, r.median_gb_s);
   EXPECT_EQ(r.bytes, size_t(64) << 20);
+}
+
+// The compute probes report plausible rates: positive, below what any core
+// could issue (64 fp32 FMA flops and 512 int8 ops per cycle per thread at
+// 6 GHz), and more threads never report less than half of one thread.
+TEST(ComputePeaks, ProbesReportPlausibleRates) {
+  ComputePeaks one = measure_compute_peaks(1, 20);
+  EXPECT_EQ(one.threads, 1);
+  EXPECT_GT(one.fp32_gflops, 0.5);
+  EXPECT_LT(one.fp32_gflops, 64 * 6.0);
+#if defined(__AVX512VNNI__)
+  EXPECT_GT(one.int8_gops, one.fp32_gflops);  // 4 int8 products per lane vs 1 fp32
+  EXPECT_LT(one.int8_gops, 512 * 6.0);
+#else
+  EXPECT_EQ(one.int8_gops, 0);
+#endif
+  if (one.amx_int8_gops > 0) EXPECT_GT(one.amx_int8_gops, one.int8_gops);
+  ComputePeaks two = measure_compute_peaks(2, 20);
+  EXPECT_GT(two.fp32_gflops, 0.5 * one.fp32_gflops);
+  nlohmann::json j = peaks_json(two);
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_TRUE(j.contains("amx_bf16_gflop_s"));
 }
 
 }  // namespace
