@@ -301,14 +301,12 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
 // ---- blocked attention with the GEMM engine -------------------------------
 // One query block of one head: P = softmax(scale·Q·Kᵀ) over keys [0, nk) with
 // row r allowed keys [0, lim[r]); O = P·V. Q rows lda apart, K / V rows ldk
-// apart, O rows ldo apart. sc: scratch [nq, nk]. bf16: both products on the
-// bf16 engine (gemm_bf16.h; softmax stays fp32).
+// apart, O rows ldo apart. sc: scratch [nq, nk].
 void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const float* V,
                   int64_t ldk, int64_t nk, const int64_t* lim, int D, float scale, float* O,
-                  int64_t ldo, float* sc, bool bf16 = false) {
+                  int64_t ldo, float* sc) {
   gemm::PackF32 kt(K, ldk, true);
-  if (bf16) gemm::sgemm_bf16_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
-  else gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* row = sc + r * nk;
     const int64_t n = lim ? lim[r] : nk;
@@ -322,8 +320,7 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
     for (j = n; j < nk; ++j) row[j] = 0.f;
   }
   gemm::PackF32 vb(V, ldk, false);
-  if (bf16) gemm::sgemm_bf16_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
-  else gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+  gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
 }
 
 // Query rows per block: keep the score block near 1 MB.
@@ -399,6 +396,37 @@ void attention_segments_ref(const float* q, const float* k, const float* v, int6
   }
 }
 
+// bf16 segment attention: (segment, head) tasks in parallel; each converts its
+// Kᵀ and V once to the AMX layout (gemm_bf16.h PackedB16) and runs every query
+// block against them (S = Q·Kᵀ and O = P·V in bf16, fp32 softmax between).
+static void segments_bf16(const float* q, const float* k, const float* v, int64_t stride, int H, int D,
+                   const int64_t* cu_seqlens, int nseg, int64_t maxlen, float scale, float* out) {
+  const int64_t qb = query_block(maxlen);
+#pragma omp parallel
+  {
+    Buffer<float> sc(qb * maxlen + 16);
+    gemm::PackedB16 kt, vb;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < (int64_t)nseg * H; ++t) {
+      const int64_t b = cu_seqlens[t / H], e = cu_seqlens[t / H + 1], nk = e - b;
+      const int64_t off = (t % H) * D;
+      if (nk <= 0) continue;
+      gemm::pack_b16(nk, D, gemm::PackF32(k + b * stride + off, stride, true), &kt);
+      gemm::pack_b16(D, nk, gemm::PackF32(v + b * stride + off, stride, false), &vb);
+      for (int64_t q0 = b; q0 < e; q0 += qb) {
+        const int64_t nq = std::min(qb, e - q0);
+        gemm::sgemm_b16_serial(nq, q + q0 * stride + off, stride, kt, sc.data(), nk, false);
+        for (int64_t r = 0; r < nq; ++r) {
+          float* row = sc.data() + r * nk;
+          for (int64_t j = 0; j < nk; ++j) row[j] *= scale;
+          softmax(row, 1, nk);
+        }
+        gemm::sgemm_b16_serial(nq, sc.data(), nk, vb, out + q0 * H * D + off, (int64_t)H * D, false);
+      }
+    }
+  }
+}
+
 void attention_segments(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t N, int H, int D, const int64_t* cu_seqlens, int nseg,
                         float scale, float* out) {
@@ -413,7 +441,10 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
     for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
       items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
   const int64_t n_items = (int64_t)items.size() * H;
-  const bool bf16 = float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available();
+  if (float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available()) {
+    segments_bf16(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
+    return;
+  }
 #pragma omp parallel
   {
     Buffer<float> sc(qb * maxlen + 16);
@@ -430,7 +461,7 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
       }
       attend_block(q + it.q0 * stride + off, stride, it.q1 - it.q0, k + it.seg_b * stride + off,
                    v + it.seg_b * stride + off, stride, it.seg_e - it.seg_b, nullptr, D, scale,
-                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data(), bf16);
+                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data());
     }
   }
 }

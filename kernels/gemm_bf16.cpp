@@ -52,6 +52,26 @@ void sgemm_bf16_ref(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda
   }
 }
 
+// Element (k, n) of a PackedB16: panel n/32, tile column (n%32)/16, k-step k/32,
+// tile row (k%32)/2, pair slot k%2.
+static inline int64_t b16_index(int64_t n, int64_t k, int64_t kp) {
+  const int64_t c = n % 32;
+  return (n / 32) * 32 * kp + ((c / 16) * (kp / 32) + k / 32) * 512 + ((k % 32) / 2) * 32 + (c % 16) * 2 + (k & 1);
+}
+
+// Scalar product on a PackedB16 (machines without AMX; same bf16 rounding).
+static void b16_scalar(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                       int64_t ldc, bool accumulate) {
+  const int64_t kp = (B.K + 31) / 32 * 32;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < B.N; ++n) {
+      float s = accumulate ? C[m * ldc + n] : 0.f;
+      for (int64_t k = 0; k < B.K; ++k)
+        s += bf16_to_f32(f32_to_bf16(A[m * lda + k])) * bf16_to_f32(B.data[b16_index(n, k, kp)]);
+      C[m * ldc + n] = s;
+    }
+}
+
 #if defined(QVL_AMX_BF16)
 
 namespace {
@@ -323,7 +343,64 @@ void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
   }
 }
 
+void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
+  out->N = N;
+  out->K = K;
+  if (out->data.size() < (size_t)(np * 32 * kp)) out->data.resize((size_t)(np * 32 * kp));
+  static thread_local Buffer<float> panel;
+  if (panel.size() < (size_t)(kp * kNR)) panel.resize((size_t)(kp * kNR));
+  for (int64_t p = 0; p < np; ++p) {
+    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
+    panel_to_vnni(panel.data(), (int)K, out->data.data() + p * 32 * kp);
+  }
+}
+
+void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                      int64_t ldc, bool accumulate) {
+  const int64_t N = B.N, K = B.K;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
+  if (!bf16_amx_available()) return b16_scalar(M, A, lda, B, C, ldc, accumulate);
+  const int64_t kp = (K + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
+  const int ks = (int)(kp / 32);
+  Buffer<uint16_t>& a = scratch().a;
+  if (a.size() < (size_t)(mp * kp)) a.resize((size_t)(mp * kp));
+  pack_a_rows(A, lda, M, K, 0, mp, a.data());
+  configure_tiles();
+  for (int64_t jr = 0; jr < N; jr += 32) {
+    const int nr = (int)std::min<int64_t>(32, N - jr);
+    const uint16_t* bp = B.data.data() + jr * kp;
+    for (int64_t ir = 0; ir < M; ir += 32) {
+      const int mr = (int)std::min<int64_t>(32, M - ir);
+      const uint16_t* ap = a.data() + ir * kp;
+      if (mr == 32 && nr == 32) micro_32x32(ks, ap, (int64_t)ks * 512, bp, C + ir * ldc + jr, ldc, accumulate);
+      else micro_edge(ks, ap, (int64_t)ks * 512, bp, C + ir * ldc + jr, ldc, mr, nr, accumulate);
+    }
+  }
+  _tile_release();
+}
+
 #else  // no AMX: the fp32 engine
+void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
+  out->N = N;
+  out->K = K;
+  if (out->data.size() < (size_t)(np * 32 * kp)) out->data.resize((size_t)(np * 32 * kp));
+  std::vector<float> panel((size_t)(std::max<int64_t>(K, 1) * kNR));
+  for (int64_t p = 0; p < np; ++p) {
+    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
+    for (int64_t k = 0; k < kp; ++k)
+      for (int j = 0; j < 32; ++j)
+        out->data[b16_index(p * 32 + j, k, kp)] = k < K ? f32_to_bf16(panel[k * kNR + j]) : 0;
+  }
+}
+
+void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                      int64_t ldc, bool accumulate) {
+  b16_scalar(M, A, lda, B, C, ldc, accumulate);
+}
+
 
 bool bf16_amx_available() { return false; }
 

@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/base.h"
 #include "kernels/gemm.h"
 
 namespace qvl::gemm {
@@ -34,6 +35,19 @@ void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
 // Split over N (or M when N is narrow) across the OpenMP threads.
 void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
                 float* C, int64_t ldc, bool accumulate);
+
+// B converted once to bf16 in the AMX layout (VNNI pairs, 32-column panels
+// over the whole K) for several products with the same B, e.g. attention's
+// Kᵀ and V reused by every query block.
+struct PackedB16 {
+  Buffer<uint16_t> data;  // ceil(N/32) panels × [K rounded up to 32] × 32
+  int64_t N = 0, K = 0;
+};
+void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out);
+// C[M, N] (ldc) (+)= A[M, K] (fp32, lda) · B; serial, safe inside OpenMP regions.
+// AMX when available, else a scalar loop with the same bf16 rounding.
+void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                      int64_t ldc, bool accumulate);
 
 // Scalar reference: A and B rounded to bf16 (RNE), products summed in double.
 void sgemm_bf16_ref(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,

@@ -7,12 +7,16 @@
 //     relative to Σ|a||b| (each operand off by ≤ 2^−8 relative); we test
 //     against that bound and check that it is not vacuous (the observed error
 //     is > 1/64 of it, i.e. bf16 rounding really happened) when AMX runs.
-// Also linear() under ScopedFloatCompute(BF16) for F32 / F16 / Q4 weights.
+// Also linear() under ScopedFloatCompute(BF16) for F32 / F16 / Q4 weights, the
+// pre-packed B path (pack_b16) and bf16 segment attention.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
+#include <tuple>
+
+#include "kernels/attention.h"
 #include "kernels/dtype.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
@@ -155,6 +159,55 @@ TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
       EXPECT_GT(diff32, 0.0) << "BF16 mode did not change the result";
     }
   }
+}
+
+TEST(GemmBf16Extra, PrepackedBMatchesReference) {
+  // pack_b16 + sgemm_b16_serial (Bᵀ stored [N, K], as attention's K) vs the
+  // bf16 reference; tails in M, N, K; accumulate into a strided C.
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{72, 100, 64}, {5, 33, 70}, {40, 64, 300}}) {
+    const int64_t ldc = N + 3;
+    auto A = test::random_floats((size_t)(M * K), 31);
+    auto Bt = test::random_floats((size_t)(N * K), 32);
+    auto C0 = test::random_floats((size_t)(M * ldc), 33);
+    gemm::PackF32 pb(Bt.data(), K, true);
+    gemm::PackedB16 packed;
+    gemm::pack_b16(N, K, pb, &packed);
+    auto got = C0, ref = C0;
+    gemm::sgemm_b16_serial(M, A.data(), K, packed, got.data(), ldc, true);
+    gemm::sgemm_bf16_ref(M, N, K, A.data(), K, pb, ref.data(), ldc, true);
+    double worst = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double bound = 1;  // |c0| + Σ|ã||b̃|
+        for (int64_t k = 0; k < K; ++k) bound += std::fabs(A[m * K + k] * Bt[n * K + k]) * 1.01;
+        const double tol = 2 * (K + 2) * std::ldexp(1.0, -24) * bound;
+        worst = std::max(worst, std::fabs((double)got[m * ldc + n] - ref[m * ldc + n]) / tol);
+      }
+    EXPECT_LE(worst, 1.0) << M << "x" << N << "x" << K;
+  }
+}
+
+TEST(GemmBf16Extra, SegmentAttentionBf16) {
+  // Two segments (150 and 37 rows), 3 heads of 64. Inputs pre-rounded to bf16,
+  // so Q·Kᵀ products are exact and the reference (double) sees the same
+  // operands: what remains is the bf16 rounding of the probabilities P
+  // (≤ 2^−8·Σp|v| ≤ 2^−8·max|v|) plus fp32 sums; tolerance 2·2^−8·max|v|.
+  const int H = 3, D = 64;
+  const int64_t N = 187, stride = 3 * H * D;
+  const int64_t cu[3] = {0, 150, 187};
+  auto qkv = test::random_floats((size_t)(N * stride), 41, -2.f, 2.f);
+  for (auto& x : qkv) x = bf16_to_f32(f32_to_bf16(x));
+  std::vector<float> got((size_t)(N * H * D)), ref(got.size());
+  {
+    ScopedFloatCompute bf(FloatCompute::BF16);
+    attention_segments(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D, cu, 2,
+                       0.125f, got.data());
+  }
+  attention_segments_ref(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, stride, N, H, D, cu, 2,
+                         0.125f, ref.data());
+  EXPECT_TRUE(test::AllClose(got, ref, 2 * std::ldexp(1.0, -8) * 2.0));
+  test::Diff d = test::compare(got.data(), ref.data(), (int64_t)got.size());
+  std::printf("[ bf16 attention ] max|diff| %.3g (tolerance %.3g)\n", d.max_abs, 4 * std::ldexp(1.0, -8));
 }
 
 TEST(GemmBf16Extra, LinearQ4Bf16) {
