@@ -125,27 +125,20 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geo& g, QX* q) {
 //   w [kp/4][32][4] bytes (signed mode: s8 q − zp; u8 mode: q),
 //   s [kb][32] fp32 scales, sz [kb][32] = s·zp (u8 mode),
 //   init [kb][32] int32 start of the block accumulators (−128·Σw; 0 in u8 mode);
-// scratch: srow (one row's scales), acc [M][32] fp32 accumulators across K chunks.
+// scratch: acc [M][32] fp32 accumulators across K chunks.
 struct Panel {
   Buffer<uint8_t> w;
-  Buffer<float> s, sz, srow, acc;
+  Buffer<float> s, sz, acc;
   Buffer<int32_t> init;
 };
 
-// Scales [kb] of row n as fp32 into out.
-void row_scales(const LinearWeight& W, int64_t n, int64_t kb, float* out) {
-  for (int64_t b = 0; b < kb; b += 16) {
-    const __mmask16 mk = kb - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kb - b)) - 1);
-    __m512 v;
-    if (W.scale_dtype == DType::F32) {
-      v = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.scales) + n * kb + b);
-    } else {
-      const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.scales) + n * kb + b);
-      v = W.scale_dtype == DType::F16 ? _mm512_cvtph_ps(h)
-                                      : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    _mm512_mask_storeu_ps(out + b, mk, v);
-  }
+// Scales of row n, blocks b0..b0+15 (blocks ≥ kb read as 0), as fp32.
+inline __m512 row_scales16(const LinearWeight& W, int64_t n, int64_t kb, int64_t b0) {
+  const __mmask16 mk = kb - b0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kb - b0)) - 1);
+  if (W.scale_dtype == DType::F32) return _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.scales) + n * kb + b0);
+  const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.scales) + n * kb + b0);
+  return W.scale_dtype == DType::F16 ? _mm512_cvtph_ps(h)
+                                     : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 // 64 weight values of row n starting at k (k a multiple of 64, nv ≤ 64 valid)
@@ -200,18 +193,18 @@ void pack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
   p->s.resize(kb * kPanel);
   p->sz.resize(kb * kPanel);
   p->init.resize(kb * kPanel);
-  p->srow.resize(kb + 16);
-  for (int64_t rr = 0; rr < kPanel; ++rr) {
-    if (rr >= rows) {
-      for (int64_t b = 0; b < kb; ++b) p->s[b * kPanel + rr] = p->sz[b * kPanel + rr] = 0.f;
-      continue;
+  // Scales [kb][32] by 16×16 transposes of (16 rows × 16 blocks); rows ≥ N zero.
+  for (int64_t b0 = 0; b0 < kb; b0 += 16)
+    for (int h = 0; h < 2; ++h) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = h * 16 + i < rows ? _mm512_castps_si512(row_scales16(W, n0 + h * 16 + i, kb, b0)) : _mm512_setzero_si512();
+      store_transposed(r, (int)std::min<int64_t>(16, kb - b0), reinterpret_cast<uint8_t*>(p->s.data() + b0 * kPanel + h * 16));
     }
-    row_scales(W, n0 + rr, kb, p->srow.data());
-    for (int64_t b = 0; b < kb; ++b) {
-      p->s[b * kPanel + rr] = p->srow[b];
-      p->sz[b * kPanel + rr] = p->srow[b] * (float)quant::zero_point(W, n0 + rr, b);
-    }
-  }
+  if (!g.sw)  // u8 mode: s·zp per block
+    for (int64_t b = 0; b < kb; ++b)
+      for (int64_t rr = 0; rr < kPanel; ++rr)
+        p->sz[b * kPanel + rr] = rr < rows ? p->s[b * kPanel + rr] * (float)quant::zero_point(W, n0 + rr, b) : 0.f;
   for (int64_t k = 0; k < kp; k += 64) {
     const int64_t nv = std::min<int64_t>(64, kp - k);  // a multiple of 16
     for (int h = 0; h < 2; ++h) {
@@ -345,6 +338,9 @@ void run_range(const Geo& g, const QX& q, const LinearWeight& W, int64_t M, int6
       const int64_t c1 = std::min(kb, c0 + cb);
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const int mr = (int)std::min<int64_t>(kMR, M - m0);
+        if (c1 == kb)  // Y lines of this tile (mostly not cached) fetched for ownership while it computes
+          for (int64_t m = m0; m < m0 + mr; ++m)
+            for (int64_t n = n0; n < std::min(W.N, n0 + kPanel); n += 16) _mm_prefetch((const char*)(Y + m * W.N + n), _MM_HINT_ET0);
         micro_m<P, SW>(mr, p->w.data() + c0 * g.steps * 128, p->s.data() + c0 * kPanel, p->init.data() + c0 * kPanel,
                        q.xq.data() + m0 * xs + c0 * g.bs, xs, kp, q.dx.data() + m0 * kb + c0, kb, c1 - c0, g.steps,
                        p->acc.data() + m0 * 32, c0 == 0);
