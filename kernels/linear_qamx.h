@@ -30,7 +30,7 @@ inline int amx_min_rows(int act_bits) { return act_bits == 16 ? 10 : 12; }
 // act_bits 8: the Int8 scheme; 16: the Int16 scheme (xi = 256·h + l, two tdp per tile pair).
 // Returns false (and does nothing) when AMX is not compiled in / not permitted at runtime
 // / switched off, or for shapes it does not handle (bits not 4/8, block size not a power
-// of two in [16, 256]), so the caller falls back to the AVX-512 path.
+// of two in [16, 256], K = 0), so the caller falls back to the AVX-512 path.
 bool linear_q_amx(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
 
 }  // namespace qvl
