@@ -1,6 +1,7 @@
 // Quantized prefill GEMM engines at Qwen3-VL-2B shapes (hidden 2048, MLP 6144):
 //   eng 0: AMX tiles, Int8 activations (linear_q_amx, kernels/linear_qamx.cpp)
-//   eng 1: AVX-512 VNNI register tiles, Int8 activations (linear_qi8 with AMX switched off)
+//   eng 1: AVX-512 VNNI, Int8 activations (linear_qi8 with AMX switched off: the register
+//          tiles, or from kVnniGemmMinRows rows the panel GEMM of linear_qgemm.cpp)
 //   eng 2: fp32 GEMM engine, weights dequantized while packing (QuantCompute::F32)
 //   eng 3 / 4: AMX / VNNI with Int16 activations
 // Counter GOP/s = 2·M·N·K / time. Symmetric weights (default zero point), fp32

@@ -458,7 +458,7 @@ bool linear_q_amx(const float* X, int64_t M, const LinearWeight& W, float* Y, in
   if (!amx_enabled() || !amx_available()) return false;
   const int bs = W.block_size;
   if ((W.kind != WeightKind::Q4 && W.kind != WeightKind::Q8) || (W.bits != 4 && W.bits != 8) ||
-      bs < 16 || bs > 256 || (bs & (bs - 1)) != 0 || (act_bits != 8 && act_bits != 16))
+      bs < 16 || bs > 256 || (bs & (bs - 1)) != 0 || (act_bits != 8 && act_bits != 16) || W.K <= 0)
     return false;
   if (M <= 0 || W.N <= 0) return true;
   const Geo g = make_geo(W, act_bits);

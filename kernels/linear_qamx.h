@@ -20,17 +20,19 @@ bool amx_available();
 void set_amx_enabled(bool on);
 bool amx_enabled();
 
-// Fewest activation rows for which linear_q_amx beats the VNNI path (measured,
-// Q4 block 32, K 2048 → N 6144, 1 and 2 threads: Int8 crosses over at M ≈ 11,
-// Int16 at M ≈ 10; below, unpacking each weight panel costs more than the
-// VNNI kernel's whole pass). linear_q_amx itself accepts any M ≥ 1.
-inline int amx_min_rows(int act_bits) { return act_bits == 16 ? 10 : 12; }
+// Fewest activation rows for which linear_q_amx beats the AVX-512 paths
+// (measured, Q4 block 32, K 2048 → N 6144, CPU time at 1 thread): Int8 against
+// the VNNI panel GEMM (linear_qgemm.cpp, M ≥ 16) crosses over at M ≈ 32 (M 16:
+// 2.25 vs 2.04 ms, M 32: 2.96 vs 2.93 ms, M 128: 7.3 vs 9.0 ms); Int16 at
+// M ≈ 12-16 (M 12: 2.6 vs 3.0 ms, M 16: 2.8 vs 2.8 ms). Below, unpacking each
+// weight panel costs more than the VNNI pass. linear_q_amx accepts any M ≥ 1.
+inline int amx_min_rows(int act_bits) { return act_bits == 16 ? 16 : 32; }
 
 // Y[M,N] = X[M,K]·Wᵀ (+bias) for a Q4/Q8 weight with quantized activations on AMX.
 // act_bits 8: the Int8 scheme; 16: the Int16 scheme (xi = 256·h + l, two tdp per tile pair).
 // Returns false (and does nothing) when AMX is not compiled in / not permitted at runtime
 // / switched off, or for shapes it does not handle (bits not 4/8, block size not a power
-// of two in [16, 256]), so the caller falls back to the AVX-512 path.
+// of two in [16, 256], K = 0), so the caller falls back to the AVX-512 path.
 bool linear_q_amx(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
 
 }  // namespace qvl

@@ -20,6 +20,7 @@
 #include "kernels/cpu.h"
 #include "kernels/linear.h"
 #include "kernels/linear_qamx.h"
+#include "kernels/linear_qgemm.h"
 #include "kernels/quant.h"
 
 namespace qvl {
@@ -359,6 +360,7 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
 
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits) {
   if (M >= amx_min_rows(act_bits) && linear_q_amx(X, M, W, Y, act_bits)) return;  // AMX where available
+  if (M >= kVnniGemmMinRows && linear_q_vnni_gemm(X, M, W, Y, act_bits)) return;  // panel GEMM (linear_qgemm.cpp)
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;

@@ -79,7 +79,7 @@ TEST(Profile, TablesHaveEveryZoneAndTheTraceIsValid) {
 }
 
 TEST(CompareGolden, EveryCaseAndPrecisionIsWithinTolerance) {
-  for (const char* v : {"fp32", "fp16", "int4-b32", "int4-b128-zp"})
+  for (const char* v : {"fp32", "fp16", "int4-b32", "int4-b128-zp", "int8-b32"})
     for (const char* c : {"01_text", "02_image", "03_resize"}) {
       std::string out;
       int rc = qvl("compare -m '" + model(v) + "' -t 2 --against golden '" + case_dir(c) + "'", &out);
@@ -140,7 +140,7 @@ TEST(CompareGolden, FailsOnAPerturbedWeightAndNamesTheFirstBadTensor) {
 // layer. (The default 15-bit activations stay within ~2e-5 of each block's max
 // per matmul, but this random tiny model amplifies any change ~100x per layer.)
 TEST(CompareOrt, SameGraphsAgreeForFp32AndInt4) {
-  for (const char* v : {"fp32", "int4-b32", "int4-b128-zp"}) {
+  for (const char* v : {"fp32", "int4-b32", "int4-b128-zp", "int8-b32", "int8-b128-zp"}) {
     std::string out;
     int rc = qvl("compare -m '" + model(v) + "' -t 2 --act-bits 32 --against ort --messages '" + case_dir("02_image") +
                      "/messages.json'",

@@ -122,6 +122,22 @@ TEST(RunCli, QuantizedAndFp16MatchOnnxRuntime) {
   }
 }
 
+// INT8 weights (MatMulNBits bits 8): with exact fp32 activations (--act-bits 32)
+// the same greedy ids as ONNX Runtime on the same files.
+TEST(RunCli, Int8MatchesOnnxRuntime) {
+  for (const char* v : {"int8-b32", "int8-b128-zp"}) {
+    for (const char* c : {"01_text", "02_image"}) {
+      std::string args = " --messages " + case_dir(c) + "/messages.json -n 24";
+      Proc ort = run("PYENV_VERSION=system " + source_dir() + "/tools/ort-generate " + model(v) +
+                    args + " --json");
+      ASSERT_EQ(ort.code, 0) << v << " " << c << ": " << ort.err;
+      Proc q = run(qvl_bin() + " run -m " + model(v) + args + " --temp 0 --act-bits 32 --json");
+      ASSERT_EQ(q.code, 0) << v << " " << c << ": " << q.err;
+      EXPECT_EQ(ids_of(q), ids_of(ort)) << v << " " << c;
+    }
+  }
+}
+
 // Two --image flags in one prompt (PNG + JPEG, different grids): the same
 // greedy ids as ONNX Runtime's end-to-end driver on the same files and flags.
 TEST(RunCli, TwoImagesMatchOnnxRuntime) {

@@ -10,6 +10,8 @@
 #       linear of text and vision is a MatMulNBits with the documented initializer names and
 #       shapes, and each dequantized weight is within one quantization step (|scale|) of the
 #       HF weight; a quantized embedding (GatherBlockQuantized) returns the dequantized rows.
+#   test_converter_quant.py int8 OUT BLOCK ZP [EMBED]   the same checks for --dtype int8
+#       (MatMulNBits bits 8: <w>_Q8 uint8 [N,kb,BLOCK], zero points uint8 [N,kb]).
 #   test_converter_quant.py fp16 OUT   --dtype fp16: every linear weight is FLOAT16 and norms
 #       FLOAT; logits within a tolerance derived from fp16 rounding (see check_fp16).
 # Run with PYENV_VERSION=system python3. Prints one summary line; exit 0 = pass.
@@ -57,8 +59,8 @@ def dequantized_reference(model_dir, model, ref_dir):
             continue
         a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
         zp = inits[n.input[3]] if len(n.input) > 3 and n.input[3] else None
-        w = dequantize(inits[n.input[1]], inits[n.input[2]], zp, a["K"], a["block_size"])
-        base = n.input[1][:-len("_Q4")]
+        w = dequantize(inits[n.input[1]], inits[n.input[2]], zp, a["K"], a["block_size"], a["bits"])
+        base = n.input[1][:-len("_Q4")]  # _Q4 or _Q8
         deq[base] = w
         t = numpy_helper.from_array(np.ascontiguousarray(w.T), base + "_dequantized")
         m.graph.initializer.append(t)
@@ -70,24 +72,26 @@ def dequantized_reference(model_dir, model, ref_dir):
     return deq, inits
 
 
-def check_names_and_error(d, deq, inits, block):
-    """Every HF linear became <name>_Q4/_scales(/_zero_points); dequantized ≈ HF weight."""
+def check_names_and_error(d, deq, inits, block, bits):
+    """Every HF linear became <name>_Q{bits}/_scales(/_zero_points); dequantized ≈ HF weight."""
     ck = Checkpoint(tc.GOLDEN)
     worst = 0.0
     for hf in linear_names(d):
         base = onnx_name(hf)
         if base not in deq:
-            tc.fail(f"no MatMulNBits for {hf} (expected initializer {base}_Q4)")
+            tc.fail(f"no MatMulNBits for {hf} (expected initializer {base}_Q{bits})")
         w = ck.load(hf).reshape(ck.shape(hf)[0], -1)
         n, k = w.shape
         kb = (k + block - 1) // block
-        q4, sc = inits[base + "_Q4"], inits[base + "_scales"]
-        if q4.shape != (n, kb, block // 2) or q4.dtype != np.uint8 or sc.shape != (n, kb) or sc.dtype != np.float32:
-            tc.fail(f"{base}: Q4 {q4.shape} {q4.dtype} scales {sc.shape} {sc.dtype}, "
-                    f"expected uint8 [{n},{kb},{block // 2}] float32 [{n},{kb}]")
+        blob, zbytes = block * bits // 8, (kb * bits + 7) // 8
+        q, sc = inits.get(f"{base}_Q{bits}"), inits[base + "_scales"]
+        if (q is None or q.shape != (n, kb, blob) or q.dtype != np.uint8 or sc.shape != (n, kb)
+                or sc.dtype != np.float32):
+            tc.fail(f"{base}: Q{bits} {None if q is None else (q.shape, q.dtype)} scales {sc.shape} {sc.dtype}, "
+                    f"expected uint8 [{n},{kb},{blob}] float32 [{n},{kb}]")
         zp = inits.get(base + "_zero_points")
-        if zp is not None and zp.shape != (n, (kb + 1) // 2):
-            tc.fail(f"{base}_zero_points: shape {zp.shape}, expected [{n},{(kb + 1) // 2}]")
+        if zp is not None and (zp.shape != (n, zbytes) or zp.dtype != np.uint8):
+            tc.fail(f"{base}_zero_points: {zp.shape} {zp.dtype}, expected uint8 [{n},{zbytes}]")
         step = np.repeat(np.abs(sc), block, axis=1)[:, :k]
         err = np.abs(deq[base] - w)
         if not (err <= step * 1.0001 + 1e-7).all():
@@ -117,24 +121,25 @@ def check_embedding_quant(model_dir, d, embed):
     return tc.expect_close(out, ref.reshape(len(rows), -1), 1e-6, f"embedding {embed} vs dequantized rows")
 
 
-def check_int4(out, block, zp, embed="none"):
+def check_nbits(out, bits, block, zp, embed="none"):
     d = tc.dims()
-    flags = ["--dtype", "int4", "--block-size", str(block), "--embed-quant", embed] + (["--zero-points"] if zp else [])
+    name = f"int{bits}"
+    flags = ["--dtype", name, "--block-size", str(block), "--embed-quant", embed] + (["--zero-points"] if zp else [])
     tc.convert(out, *flags)
     ref = out + "_dequantized_ref"
     deq_v, inits_v = dequantized_reference(out, "vision.onnx", ref)
     deq_t, inits_t = dequantized_reference(out, "text.onnx", ref)
-    count, rel = check_names_and_error(d, {**deq_v, **deq_t}, {**inits_v, **inits_t}, block)
+    count, rel = check_names_and_error(d, {**deq_v, **deq_t}, {**inits_v, **inits_t}, block, bits)
     vin = tc.vision_inputs(CASE, d)
     got, want = tc.run(out, "vision.onnx", vin), tc.run(ref, "vision.onnx", vin)
-    vis = max(tc.expect_close(got[k], want[k], 1e-4, f"int4 vision {k}") for k in want)
+    vis = max(tc.expect_close(got[k], want[k], 1e-4, f"{name} vision {k}") for k in want)
     tin = tc.prefill_inputs(CASE, d)
     got, want = tc.run(out, "text.onnx", tin), tc.run(ref, "text.onnx", tin)
-    lg = tc.expect_close(got["logits"], want["logits"], 1e-3, "int4 logits")
-    kv = max(tc.expect_close(got[k], want[k], 1e-3, f"int4 {k}") for k in want if k.startswith("present"))
+    lg = tc.expect_close(got["logits"], want["logits"], 1e-3, f"{name} logits")
+    kv = max(tc.expect_close(got[k], want[k], 1e-3, f"{name} {k}") for k in want if k.startswith("present"))
     hf = float(np.abs(got["logits"][0, -1] - tc.case_file(CASE, "logits_last.npy")[0]).max())
-    msg = (f"int4 block {block} zp {zp}: {count} MatMulNBits, |deq−hf|/step ≤ {rel:.2f}; ORT vs dequantized "
-           f"fp32: vision {vis:.2e}, logits {lg:.2e}, KV {kv:.2e} (int4 vs HF logits {hf:.2f})")
+    msg = (f"{name} block {block} zp {zp}: {count} MatMulNBits, |deq−hf|/step ≤ {rel:.2f}; ORT vs dequantized "
+           f"fp32: vision {vis:.2e}, logits {lg:.2e}, KV {kv:.2e} ({name} vs HF logits {hf:.2f})")
     if embed != "none":
         msg += f"; embedding {embed} {check_embedding_quant(out, d, embed):.1e}"
     return msg
@@ -165,12 +170,13 @@ def check_fp16(out):
 
 
 def main(argv):
-    if len(argv) in (4, 5) and argv[0] == "int4":
-        print("PASS " + check_int4(argv[1], int(argv[2]), argv[3] == "1", argv[4] if len(argv) == 5 else "none"))
+    if len(argv) in (4, 5) and argv[0] in ("int4", "int8"):
+        print("PASS " + check_nbits(argv[1], int(argv[0][3:]), int(argv[2]), argv[3] == "1",
+                                    argv[4] if len(argv) == 5 else "none"))
     elif len(argv) == 2 and argv[0] == "fp16":
         print("PASS " + check_fp16(argv[1]))
     else:
-        print("usage: test_converter_quant.py int4 OUT BLOCK ZP [EMBED] | fp16 OUT")
+        print("usage: test_converter_quant.py int4|int8 OUT BLOCK ZP [EMBED] | fp16 OUT")
         return 2
     return 0
 

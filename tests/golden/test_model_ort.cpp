@@ -1,5 +1,6 @@
 // qvl's model layer against ONNX Runtime on the SAME converted files (INT4 block 32
-// symmetric, INT4 block 128 with zero points, fp16), made by the `qvl_models` fixture:
+// symmetric, INT4 block 128 with zero points, fp16, INT8 block 32 symmetric and block
+// 128 with zero points), made by the `qvl_models` fixture:
 //   * text: prefill logits of every prompt row, for the case's HF inputs_embeds and
 //     DeepStack rows fed to both (tools/ort-run on text.onnx);
 //   * vision: image embeds + DeepStack of the case's pixel_values (host grid inputs
@@ -27,6 +28,7 @@
 #include "model/model_files.h"
 #include "model/text_model.h"
 #include "model/vision_model.h"
+#include "kernels/linear.h"
 #include "kernels/rope.h"
 #include <nlohmann/json.hpp>
 #include "test_util.h"
@@ -231,7 +233,31 @@ INSTANTIATE_TEST_SUITE_P(Block32, GreedyVsOrt,
 INSTANTIATE_TEST_SUITE_P(Block128Zp, GreedyVsOrt,
                          ::testing::Combine(::testing::Values("int4-b128-zp"), ::testing::Values("02_image")));
 
-INSTANTIATE_TEST_SUITE_P(Formats, ModelVsOrt, ::testing::Values("int4-b32", "int4-b128-zp", "fp16"));
+// INT8 weights (MatMulNBits bits 8) vs ORT's greedy ids, with qvl's activations set
+// explicitly (this binary's kernel default is fp32; `qvl run` defaults to 16):
+//   32 = exact fp32 (qvl --act-bits 32), the math of ORT's MatMulNBits at accuracy_level 0:
+//        the ids must be equal on every case;
+//   16 = the session default, 15-bit per-block integer activations (error <= 1/65278 of the
+//        block's max |x| per matmul): measured equal on every case here too.
+class GreedyInt8VsOrt : public ::testing::TestWithParam<std::tuple<const char*, const char*, int>> {};
+
+TEST_P(GreedyInt8VsOrt, SameIds) {
+  const auto [variant, c, act_bits] = GetParam();
+  const std::string dir = model_dir(variant);
+  const QuantCompute saved = quant_compute();
+  set_quant_compute(act_bits == 32 ? QuantCompute::F32 : QuantCompute::Int16);
+  std::vector<int64_t> got = qvl_greedy(dir, c, 24);
+  set_quant_compute(saved);
+  EXPECT_EQ(got, ort_greedy(dir, c, 24));
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8, GreedyInt8VsOrt,
+                         ::testing::Combine(::testing::Values("int8-b32", "int8-b128-zp"),
+                                            ::testing::Values("01_text", "02_image", "03_resize"),
+                                            ::testing::Values(32, 16)));
+
+INSTANTIATE_TEST_SUITE_P(Formats, ModelVsOrt,
+                         ::testing::Values("int4-b32", "int4-b128-zp", "fp16", "int8-b32", "int8-b128-zp"));
 
 }  // namespace
 }  // namespace qvl

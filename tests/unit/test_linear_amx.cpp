@@ -216,6 +216,19 @@ TEST(LinearAmx, DispatchFromIntPaths) {
   }
 }
 
+// Small layers (the tiny test checkpoint: hidden 32, MLP 96, vision patch 1536):
+// a single block per row, N of one panel or less.
+TEST(LinearAmx, SmallLayers) {
+  REQUIRE_AMX();
+  int idx = 0;
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{32, 64}, {32, 32}, {64, 32}, {32, 96}, {96, 32}, {1536, 32}, {128, 32}, {32, 8}})
+    for (int64_t M : {12, 100, 300}) {
+      ++idx;
+      QWeight q = make_q(4, N, K, 32, idx % 2 == 0, DType::F32, idx % 3 == 0, 2000 + idx);
+      check_amx(q.W, M, 70 + idx, "small");
+    }
+}
+
 TEST(LinearAmx, DeclinesUnsupported) {
   QWeight q = make_q(4, 16, 1024, 512, false, DType::F32, false, 1);
   std::vector<float> X(8 * 1024, 1.f), Y(8 * 16, 7.f);

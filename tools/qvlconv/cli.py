@@ -36,9 +36,9 @@ def parse_args(argv):
                 "ONNX model folder (vision.onnx, embedding.onnx, text.onnx + external data).")
     p.add_argument("paths", nargs="+", metavar="DIR", help="checkpoint folder and output folder "
                    "(only OUT_DIR with --random)")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "int4"], default="fp32")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "int4", "int8"], default="fp32")
     p.add_argument("--block-size", type=int, choices=[32, 64, 128], default=32)
-    p.add_argument("--zero-points", action="store_true", help="asymmetric INT4 with zero points")
+    p.add_argument("--zero-points", action="store_true", help="asymmetric INT4/INT8 with zero points")
     p.add_argument("--accuracy-level", type=int, choices=[0, 1, 2, 3, 4], default=None,
                    help="MatMulNBits accuracy_level attribute (4 = int8 activations in ORT); "
                         "default 0, or 4 with --ort-fused")

@@ -1,9 +1,10 @@
 """Graph building blocks shared by the vision and text graphs: linears in every weight
-format (fp32 MatMul, fp16 weight + Cast, INT4 MatMulNBits), norms, activations, rope.
+format (fp32 MatMul, fp16 weight + Cast, INT4/INT8 MatMulNBits), norms, activations, rope.
 
 Linear convention: the HF weight is W [N, K] (y = x·Wᵀ); a float MatMul stores B = Wᵀ
 [K, N] under `wname`; INT4 stores `wname_Q4` uint8 [N, kb, bs/2], `wname_scales` f32
-[N, kb] and, with --zero-points, `wname_zero_points` uint8 [N, ceil(kb/2)].
+[N, kb] and, with --zero-points, `wname_zero_points` uint8 [N, ceil(kb/2)]; INT8 stores
+`wname_Q8` uint8 [N, kb, bs], the same scales and zero points uint8 [N, kb].
 """
 import math
 
@@ -24,6 +25,11 @@ class Options:
         self.accuracy_level, self.embed_quant, self.ort_fused = accuracy_level, embed_quant, ort_fused
 
     @property
+    def bits(self):
+        """MatMulNBits bit width of the weight format, or None for float weights."""
+        return {"int4": 4, "int8": 8}.get(self.dtype)
+
+    @property
     def float_dtype(self):
         return np.float16 if self.dtype == "fp16" else np.float32
 
@@ -41,17 +47,26 @@ def write_float_matrix(g, wname, w, dtype):
     return g.weight(wname, shape=(k, n), dtype=dtype, chunks=transposed_chunks(w, dtype))
 
 
+def nbits_matmul(g, x, w, wname, node, opts):
+    """com.microsoft MatMulNBits (bits 4 or 8) on `wname_Q{bits}`, `wname_scales` and, with
+    --zero-points, `wname_zero_points`; node `node/MatMul_Q{bits}`."""
+    n, k = w.shape
+    bits = opts.bits
+    sfx = f"_Q{bits}"
+    qm = QuantizedMatrix(n, k, opts.block_size, bits, opts.zero_points)
+    g.weight(wname + sfx, shape=(n, qm.kb, qm.blob), dtype=np.uint8, chunks=qm.chunks(w))
+    ins = [x, wname + sfx, g.weight(wname + "_scales", qm.scales)]
+    if opts.zero_points:
+        ins.append(g.weight(wname + "_zero_points", qm.packed_zero_points()))
+    return g.op("MatMulNBits", ins, node + "/MatMul" + sfx, domain="com.microsoft", K=k, N=n, bits=bits,
+                block_size=opts.block_size, accuracy_level=opts.accuracy_level)
+
+
 def linear(g, x, w, wname, node, opts, bias=None, bname=None):
     """y = x·Wᵀ (+ b). w: HF weight [N, K] fp32; node: node name without /MatMul suffix."""
     n, k = w.shape
-    if opts.dtype == "int4":
-        qm = QuantizedMatrix(n, k, opts.block_size, 4, opts.zero_points)
-        g.weight(wname + "_Q4", shape=(n, qm.kb, qm.blob), dtype=np.uint8, chunks=qm.chunks(w))
-        ins = [x, wname + "_Q4", g.weight(wname + "_scales", qm.scales)]
-        if opts.zero_points:
-            ins.append(g.weight(wname + "_zero_points", qm.packed_zero_points()))
-        y = g.op("MatMulNBits", ins, node + "/MatMul_Q4", domain="com.microsoft", K=k, N=n, bits=4,
-                 block_size=opts.block_size, accuracy_level=opts.accuracy_level)
+    if opts.bits:
+        y = nbits_matmul(g, x, w, wname, node, opts)
     elif opts.dtype == "fp16":
         b = write_float_matrix(g, wname, w, np.float16)
         b32 = g.op("Cast", [b], node + "/MatMul/Cast_weight", to=F32)
