@@ -393,9 +393,9 @@ void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 }  // namespace
 
 
-// Int16 without AMX: the VNNI tiles stream each weight once per 64 rows; up to
-// 128 rows they beat the fp32 GEMM, whose dequantize-while-packing dominates at
-// small M (M=16: ~3x faster; M=128 about even; M=512 fp32 wins, 210 vs 185 GFLOP/s).
+// Int16 without AMX: the VNNI panel GEMM (linear_qgemm.cpp, blocks <= 256) beats the
+// fp32 GEMM at every M (M=512, 2 threads: ~195 vs ~115 GOP/s); with larger blocks only
+// the register tiles remain, which beat it up to 128 rows (fp32 wins above).
 constexpr int64_t kInt16MaxRows = 128;
 static QuantCompute g_quant_compute = QuantCompute::F32;
 
@@ -427,9 +427,9 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
             "quantized linear: unsupported bits %d / block_size %d (need 4|8, power of two >= 16)",
             W.bits, W.block_size);
   if (M <= 0 || W.N <= 0) return;
-  // Int16 above kInt16MaxRows rows without AMX takes the exact fp32 GEMM (faster there).
-  const bool int_path =
-      mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && (M <= kInt16MaxRows || (amx_available() && amx_enabled())));
+  // Int16 above kInt16MaxRows rows without AMX and the VNNI GEMM takes the exact fp32 GEMM (faster there).
+  const bool int_path = mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && (M <= kInt16MaxRows || W.block_size <= 256 ||
+                                                                                       (amx_available() && amx_enabled())));
   if (int_path && linear_qi8_available()) {
     linear_qi8(X, M, W, Y, mode == QuantCompute::Int16 ? 16 : 8);
     return;

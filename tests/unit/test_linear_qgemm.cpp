@@ -204,6 +204,23 @@ TEST(LinearQGemm, LargeShapes) {
   check_gemm(q.W, 64, 3, "Q4 K=6144 bs=128");
 }
 
+// Without AMX, linear_quant sends Int8 and Int16 prefills of any length to the
+// GEMM (bit-identical results; Int16 no longer falls back to fp32 above 128 rows).
+TEST(LinearQGemm, DispatchFromLinearQuant) {
+  REQUIRE_VNNI();
+  QWeight q = make_q(4, 64, 512, 32, true, DType::F16, true, 4);
+  const int64_t M = 200;
+  const std::vector<float> X = make_x(M, 512, 32, 5);
+  set_amx_enabled(false);
+  for (int act_bits : {8, 16}) {
+    std::vector<float> a(M * 64), b(M * 64);
+    linear_quant(X.data(), M, q.W, a.data(), act_bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8);
+    ASSERT_TRUE(linear_q_vnni_gemm(X.data(), M, q.W, b.data(), act_bits));
+    EXPECT_EQ(a, b) << "act_bits " << act_bits;
+  }
+  set_amx_enabled(true);
+}
+
 TEST(LinearQGemm, DeclinesUnsupported) {
   REQUIRE_VNNI();
   QWeight q = make_q(4, 16, 1024, 512, false, DType::F32, false, 1);
