@@ -106,7 +106,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
 
 void Threshold(benchmark::internal::Benchmark* b) {
   for (int t : {1, 2})
-    for (int64_t M : {5, 8, 12, 16, 24, 32})
+    for (int64_t M : {4, 6, 8, 10, 12, 16, 24, 32})
       for (int eng : {0, 1, 4, 5}) b->Args({2048, 6144, 32, M, 4, eng, t});
 }
 

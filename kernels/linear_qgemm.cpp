@@ -236,10 +236,12 @@ inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
 // w, s, init point at the chunk's first block, x at row 0's chunk bytes (rows
 // xs apart, plane 2 kp further), dx at row 0's first block (rows kb apart).
 // acc [MR][32]: fp32 accumulators, read unless `first`, written back.
-template <int MR, int P, bool SW>
+// ST: k-steps per block as a constant (unrolled), 0: `steps` at run time.
+template <int MR, int P, bool SW, int ST>
 __attribute__((noinline)) void micro(const uint8_t* w, const float* s, const int32_t* init, const uint8_t* x,
                                      int64_t xs, int64_t kp, const float* dx, int64_t kb, int64_t nb, int steps,
                                      float* acc, bool first) {
+  if constexpr (ST > 0) steps = ST;
   __m512 f[MR][2];
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
@@ -260,6 +262,7 @@ __attribute__((noinline)) void micro(const uint8_t* w, const float* s, const int
 #pragma GCC unroll 2
           for (int h = 0; h < 2; ++h) a[m][h] = _mm512_slli_epi32(a[m][h], 8);
       const uint8_t* xb = x + p * kp + b * steps * 4;
+#pragma GCC unroll 8
       for (int t = 0; t < steps; ++t) {
         const __m512i w0 = _mm512_load_si512(wb + t * 128), w1 = _mm512_load_si512(wb + t * 128 + 64);
 #pragma GCC unroll 8
@@ -291,16 +294,16 @@ __attribute__((noinline)) void micro(const uint8_t* w, const float* s, const int
     for (int h = 0; h < 2; ++h) _mm512_store_ps(acc + m * 32 + h * 16, f[m][h]);
 }
 
-template <int P, bool SW>
+template <int P, bool SW, int ST>
 void micro_m(int mr, const uint8_t* w, const float* s, const int32_t* init, const uint8_t* x, int64_t xs,
              int64_t kp, const float* dx, int64_t kb, int64_t nb, int steps, float* acc, bool first) {
   switch (mr) {
-    case 1: micro<1, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
-    case 2: micro<2, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
-    case 3: micro<3, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
-    case 4: micro<4, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
-    case 5: micro<5, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
-    default: micro<6, P, SW>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    case 1: micro<1, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    case 2: micro<2, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    case 3: micro<3, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    case 4: micro<4, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    case 5: micro<5, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
+    default: micro<6, P, SW, ST>(w, s, init, x, xs, kp, dx, kb, nb, steps, acc, first); break;
   }
 }
 
@@ -341,7 +344,7 @@ void run_range(const Geo& g, const QX& q, const LinearWeight& W, int64_t M, int6
         if (c1 == kb)  // Y lines of this tile (mostly not cached) fetched for ownership while it computes
           for (int64_t m = m0; m < m0 + mr; ++m)
             for (int64_t n = n0; n < std::min(W.N, n0 + kPanel); n += 16) _mm_prefetch((const char*)(Y + m * W.N + n), _MM_HINT_ET0);
-        micro_m<P, SW>(mr, p->w.data() + c0 * g.steps * 128, p->s.data() + c0 * kPanel, p->init.data() + c0 * kPanel,
+        (g.steps == 8 ? micro_m<P, SW, 8> : micro_m<P, SW, 0>)(mr, p->w.data() + c0 * g.steps * 128, p->s.data() + c0 * kPanel, p->init.data() + c0 * kPanel,
                        q.xq.data() + m0 * xs + c0 * g.bs, xs, kp, q.dx.data() + m0 * kb + c0, kb, c1 - c0, g.steps,
                        p->acc.data() + m0 * 32, c0 == 0);
         if (c1 == kb) write_out(W, g, *p, q, m0, mr, n0, Y);

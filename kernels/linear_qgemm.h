@@ -12,9 +12,12 @@
 namespace qvl {
 
 // Fewest activation rows for which linear_q_vnni_gemm beats linear_qi8's
-// register tiles (measured, bench/bench_qgemm.cpp: Q4 block 32, K 2048 → N 6144,
-// 1 and 2 threads, Int8 and Int16). Used by the dispatch line in linear_qi8().
-constexpr int64_t kVnniGemmMinRows = 16;
+// register tiles (measured, bench/bench_qgemm.cpp BM_QGemmThreshold: Q4 block 32,
+// K 2048 → N 6144, CPU time at 1 thread, GEMM vs tiles: Int8 M 8: 1.59 vs 1.44 ms,
+// M 10: 1.69 vs 1.88 ms, M 16: 2.0 vs 2.9 ms; Int16 M 6: 1.73 vs 1.56 ms, M 8:
+// 1.93 vs 2.04 ms). Below, unpacking each weight panel costs more than the tiles'
+// whole pass. Used by the dispatch line in linear_qi8().
+constexpr int64_t kVnniGemmMinRows = 10;
 
 // Process-wide switch (default on): off makes linear_q_vnni_gemm return false,
 // so tests and benchmarks can reach linear_qi8's register tiles at any M.

@@ -181,7 +181,7 @@ TEST(LinearQGemm, ShapeTable) {
   for (int bits : {4, 8})
     for (int bs : {16, 32, 64, 128, 256})
       for (bool zp : {false, true})
-        for (int64_t M : {16, 17, 100, 512}) {
+        for (int64_t M : {10, 16, 17, 100, 512}) {
           ++idx;
           const DType sdt = sdts[idx % 3];
           const bool bias = idx % 2 == 0;
