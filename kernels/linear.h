@@ -49,8 +49,10 @@ void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
 //   Int16: the same with 15-bit activations, xi = round(32639·x / max|x_block|),
 //          split as xi = 256·h + l with h, l ∈ [−128, 127] (two int8 planes, two
 //          integer dot products); error bound as above with dx = max|x_block|/32639
-//          (257× smaller than Int8). VNNI tiles up to 128 rows; longer
-//          prefills run it on AMX where available, else the exact F32 path.
+//          (257× smaller than Int8).
+// Integer engines by rows M: register tiles (decode, M small), the VNNI panel
+// GEMM (linear_qgemm.h, M ≥ 10), AMX tiles where available (linear_qamx.h,
+// M ≥ 32 Int8 / 16 Int16); all compute the same integer sums.
 //   F32:   weights dequantized in registers, fp32 activations (fp32 rounding only).
 enum class QuantCompute { Int8, F32, Int16 };
 void set_quant_compute(QuantCompute mode);
