@@ -274,6 +274,9 @@ TEST(KernelsLinear, FloatKindsBothLayouts) {
         for (int64_t N : {53, 131}) {
           FWeight f = make_f(kind, N, 77, tr, M == 17, 40 + M + N);
           check_linear(f.W, M, 3 + M, tr ? "float [K,N]" : "float [N,K]");
+          // K = 93: the GEMV's 32-wide, 16-wide and scalar K steps all run.
+          FWeight g = make_f(kind, N, 93, tr, false, 50 + M + N);
+          check_linear(g.W, M, 5 + M, tr ? "float [K,N] K=93" : "float [N,K] K=93");
         }
 }
 
