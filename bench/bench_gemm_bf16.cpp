@@ -4,7 +4,7 @@
 // linear() (fp32 engine vs BF16 mode vs Int16 activations). GFLOP/s = 2·M·N·K per second.
 // The last argument is the thread count (OpenMP and OpenBLAS).
 // Run (idle machine):
-//   OMP_WAIT_POLICY=passive build/bench/bench_gemm_bf16 --benchmark_repetitions=3 \
+//   OMP_WAIT_POLICY=passive build/bench/bench_gemm_bf16 --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 #include <cblas.h>
