@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "kernels/linear.h"
 #include "kernels/linear_qamx.h"
 
@@ -23,37 +24,9 @@ namespace {
 
 using namespace qvl;
 
-struct QW {
-  std::vector<uint8_t> B;
-  std::vector<float> s;
-  LinearWeight W;
-};
-
-QW make_q(int bits, int64_t N, int64_t K, int bs) {
-  QW q;
-  std::mt19937 rng(1);
-  const int64_t kb = (K + bs - 1) / bs;
-  q.B.resize(N * kb * bs * bits / 8);
-  for (auto& b : q.B) b = (uint8_t)rng();
-  q.s.resize(N * kb);
-  for (auto& s : q.s) s = 0.01f * (float)(rng() % 100) / 100.f;
-  q.W.kind = bits == 4 ? WeightKind::Q4 : WeightKind::Q8;
-  q.W.N = N;
-  q.W.K = K;
-  q.W.bits = bits;
-  q.W.block_size = bs;
-  q.W.data = q.B.data();
-  q.W.scales = q.s.data();
-  return q;
-}
-
-std::vector<float> rnd(size_t n) {
-  std::mt19937 rng(2);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using bench::QW;
+using bench::make_q;
+using bench::rnd;
 
 // One call of engine `eng` (see the file comment).
 void run(int eng, const float* X, int64_t M, const LinearWeight& W, float* Y) {

@@ -25,6 +25,7 @@
 
 #include "engine/bandwidth.h"
 #include "engine/peaks.h"
+#include "bench/bench_util.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
@@ -39,38 +40,9 @@ void set_threads(int t) {
   openblas_set_num_threads(t);
 }
 
-// Random MatMulNBits weight (symmetric, fp32 scales) kept alive per shape.
-struct QW {
-  std::vector<uint8_t> B;
-  std::vector<float> s;
-  LinearWeight W;
-};
-
-QW make_q(int bits, int64_t N, int64_t K, int bs) {
-  QW q;
-  std::mt19937 rng(1);
-  int64_t kb = (K + bs - 1) / bs;
-  q.B.resize(N * kb * bs * bits / 8);
-  for (auto& b : q.B) b = (uint8_t)rng();
-  q.s.resize(N * kb);
-  for (auto& s : q.s) s = 0.01f * (float)(rng() % 100) / 100.f;
-  q.W.kind = bits == 4 ? WeightKind::Q4 : WeightKind::Q8;
-  q.W.N = N;
-  q.W.K = K;
-  q.W.bits = bits;
-  q.W.block_size = bs;
-  q.W.data = q.B.data();
-  q.W.scales = q.s.data();
-  return q;
-}
-
-std::vector<float> rnd(size_t n) {
-  std::mt19937 rng(2);
-  std::uniform_real_distribution<float> d(-1, 1);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using bench::QW;
+using bench::make_q;
+using bench::rnd;
 
 // The machine's peaks for a thread count, measured once per count with the
 // engine's probes (engine/peaks.h, engine/bandwidth.h).

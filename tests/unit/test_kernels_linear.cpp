@@ -15,59 +15,15 @@
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "test_util.h"
+#include "unit/quant_testing.h"
 
 namespace qvl {
 namespace {
 
 constexpr double kEps = 1.0 / (1 << 24);
 
-// A random MatMulNBits weight with owned storage.
-struct QWeight {
-  std::vector<uint8_t> B, zp;
-  std::vector<float> s32;
-  std::vector<uint16_t> s16;
-  std::vector<float> bias;
-  LinearWeight W;
-};
-
-QWeight make_q(int bits, int64_t N, int64_t K, int bs, bool with_zp, DType sdt, bool bias,
-               uint64_t seed) {
-  QWeight q;
-  std::mt19937_64 rng(seed);
-  int64_t kb = (K + bs - 1) / bs, blob = bs * bits / 8;
-  q.B.resize(N * kb * blob);
-  for (auto& b : q.B) b = (uint8_t)rng();
-  std::uniform_real_distribution<float> sd(-0.05f, 0.05f);
-  q.s32.resize(N * kb);
-  q.s16.resize(N * kb);
-  for (int64_t i = 0; i < N * kb; ++i) {
-    float s = sd(rng);
-    if (sdt == DType::F16) {
-      q.s16[i] = f32_to_f16(s);
-      s = f16_to_f32(q.s16[i]);
-    } else if (sdt == DType::BF16) {
-      q.s16[i] = f32_to_bf16(s);
-    }
-    q.s32[i] = s;
-  }
-  if (with_zp) {
-    q.zp.resize(N * ((kb * bits + 7) / 8));
-    for (auto& z : q.zp) z = (uint8_t)rng();
-  }
-  if (bias) q.bias = test::random_floats(N, seed + 1);
-  LinearWeight& W = q.W;
-  W.kind = bits == 4 ? WeightKind::Q4 : WeightKind::Q8;
-  W.N = N;
-  W.K = K;
-  W.bits = bits;
-  W.block_size = bs;
-  W.data = q.B.data();
-  W.scales = sdt == DType::F32 ? (const void*)q.s32.data() : (const void*)q.s16.data();
-  W.scale_dtype = sdt;
-  W.zero_points = with_zp ? q.zp.data() : nullptr;
-  W.bias = bias ? q.bias.data() : nullptr;
-  return q;
-}
+using test::QWeight;
+using test::make_q;
 
 // |scale|·(|q| + |zp|) of element (n, k) of a quantized weight (read directly
 // from the MatMulNBits layout; independent of the kernels' accessors).
