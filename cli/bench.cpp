@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/run_flags.h"
 #include "engine/bandwidth.h"
 #include "engine/machine.h"
 #include "engine/peaks.h"
@@ -114,9 +115,8 @@ struct BenchArgs {
   std::string model, lengths = "128,512,2048", images = "448,896";
   int threads = 0, reps = 3;
   int64_t gen = 128, bw_mb = 0;
-  bool json = false, profile = false, int8_act = false, vision_bf16 = false;
-  int act_bits = 0;
-  std::string kv_type = "f32";
+  bool json = false, profile = false;
+  PrecisionFlags precision;
 };
 
 }  // namespace
@@ -136,10 +136,7 @@ int cmd_bench(int argc, char** argv) {
   fl.add("--images", &a.images, "vision: synthetic square image sides in pixels ('' = none)");
   fl.add("--bandwidth-mb", &a.bw_mb, "bandwidth probe buffer in MiB (0 = max(1 GiB, 4 x LLC))");
   fl.add("--profile", &a.profile, "keep profiler zones on while measuring (shows their overhead)");
-  fl.add("--act-bits", &a.act_bits, "INT4/INT8 models: activation bits 8|16|32 (as qvl run --act-bits)");
-  fl.add("--int8-act", &a.int8_act, "same as --act-bits 8");
-  fl.add("--vision-bf16", &a.vision_bf16, "vision encoder matmuls in bf16 on AMX (as qvl run --vision-bf16)");
-  fl.add("--kv-type", &a.kv_type, "KV cache element type f32|f16 (as qvl run --kv-type)");
+  declare_precision_flags(fl, a.precision);
   fl.add("--json", &a.json, "print one JSON object");
   if (!fl.parse(argc, argv)) return 0;
   BuildInfo build = build_info();
@@ -157,11 +154,7 @@ int cmd_bench(int argc, char** argv) {
   SessionOptions so;
   so.model_dir = a.model;
   so.threads = a.threads;
-  QVL_CHECK(!(a.int8_act && a.act_bits && a.act_bits != 8), "--int8-act contradicts --act-bits %d", a.act_bits);
-  so.act_bits = a.int8_act ? 8 : a.act_bits;
-  so.vision_bf16 = a.vision_bf16;
-  QVL_CHECK(a.kv_type == "f32" || a.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", a.kv_type.c_str());
-  so.kv_dtype = a.kv_type == "f16" ? DType::F16 : DType::F32;
+  apply_precision_flags(a.precision, &so);
   so.context = *std::max_element(lengths.begin(), lengths.end()) + a.gen + 8;
   double t0 = now_s();
   Session sess(so);
@@ -250,7 +243,7 @@ int cmd_bench(int argc, char** argv) {
   j["profile_zones"] = a.profile;
   j["activations"] = act_name;
   j["vision_precision"] = vision_precision(so);
-  j["kv_type"] = a.kv_type;
+  j["kv_type"] = a.precision.kv_type;
   j["load_s"] = load_s;
   for (auto& [L, s] : prefill) {
     j["prefill_tok_s"][std::to_string(L)] = s.median;

@@ -44,14 +44,26 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
   f.add("--stop", &r.stop, "extra stop string (repeatable)");
   f.add("--min-pixels", &r.min_pixels, "image min pixels (default: preprocessor_config.json)");
   f.add("--max-pixels", &r.max_pixels, "image max pixels; lower it to cap image tokens");
-  f.add("--act-bits", &r.act_bits,
+  declare_precision_flags(f, r.precision);
+  f.add("--json", &r.json, "print one JSON result instead of streaming text");
+}
+
+void declare_precision_flags(Flags& f, PrecisionFlags& p) {
+  f.add("--act-bits", &p.act_bits,
         "INT4/INT8 models: activation bits 8|16|32 (default 16 on AVX-512 VNNI: 15-bit integer, "
         "~1e-5 relative; 8 fastest, approximate; 32 exact fp32)");
-  f.add("--int8-act", &r.int8_act, "same as --act-bits 8");
-  f.add("--vision-bf16", &r.vision_bf16,
+  f.add("--int8-act", &p.int8_act, "same as --act-bits 8");
+  f.add("--vision-bf16", &p.vision_bf16,
         "vision encoder matmuls in bf16 on AMX, fp32 accumulation (faster, ~2^-7 relative; default fp32)");
-  f.add("--kv-type", &r.kv_type, "KV cache element type: f32 (default, exact) or f16 (half the memory and decode cache reads)");
-  f.add("--json", &r.json, "print one JSON result instead of streaming text");
+  f.add("--kv-type", &p.kv_type, "KV cache element type: f32 (default, exact) or f16 (half the memory and decode cache reads)");
+}
+
+void apply_precision_flags(const PrecisionFlags& p, SessionOptions* o) {
+  QVL_CHECK(!(p.int8_act && p.act_bits && p.act_bits != 8), "--int8-act contradicts --act-bits %d", p.act_bits);
+  o->act_bits = p.int8_act ? 8 : p.act_bits;
+  o->vision_bf16 = p.vision_bf16;
+  QVL_CHECK(p.kv_type == "f32" || p.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", p.kv_type.c_str());
+  o->kv_dtype = p.kv_type == "f16" ? DType::F16 : DType::F32;
 }
 
 SessionOptions session_options(const RunFlags& r) {
@@ -66,11 +78,7 @@ SessionOptions session_options(const RunFlags& r) {
   o.threads = r.threads;
   o.min_pixels = r.min_pixels;
   o.max_pixels = r.max_pixels;
-  QVL_CHECK(!(r.int8_act && r.act_bits && r.act_bits != 8), "--int8-act contradicts --act-bits %d", r.act_bits);
-  o.act_bits = r.int8_act ? 8 : r.act_bits;
-  o.vision_bf16 = r.vision_bf16;
-  QVL_CHECK(r.kv_type == "f32" || r.kv_type == "f16", "--kv-type must be f32 or f16 (got '%s')", r.kv_type.c_str());
-  o.kv_dtype = r.kv_type == "f16" ? DType::F16 : DType::F32;
+  apply_precision_flags(r.precision, &o);
   return o;
 }
 

@@ -13,6 +13,17 @@
 
 namespace qvl::cli {
 
+// Precision flags shared by run / chat / profile and bench.
+struct PrecisionFlags {
+  int act_bits = 0;  // 0 = engine default
+  bool int8_act = false;
+  bool vision_bf16 = false;  // vision encoder GEMMs in bf16 on AMX
+  std::string kv_type = "f32";
+};
+void declare_precision_flags(Flags& f, PrecisionFlags& p);
+// Validates them and sets act_bits, vision_bf16 and kv_dtype of `o`.
+void apply_precision_flags(const PrecisionFlags& p, SessionOptions* o);
+
 struct RunFlags {
   std::string model;
   std::string prompt;
@@ -29,10 +40,7 @@ struct RunFlags {
   std::vector<std::string> stop;
   bool json = false;
   int64_t min_pixels = -1, max_pixels = -1;
-  int act_bits = 0;  // 0 = engine default
-  std::string kv_type = "f32";
-  bool int8_act = false;
-  bool vision_bf16 = false;  // --vision-bf16: vision encoder GEMMs in bf16 on AMX
+  PrecisionFlags precision;
 };
 
 // Declares the flags on `f` (input flags only when with_input).
