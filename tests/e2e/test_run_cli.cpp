@@ -261,6 +261,7 @@ TEST(RunCliErrors, BadInputsGiveOneLine) {
   expect_one_line_error(run(qvl_bin() + " frobnicate"), "unknown command");
   expect_one_line_error(run(qvl_bin() + " run" + m + " -p hi --kv-type f8"), "--kv-type must be f32 or f16");
   expect_one_line_error(run(qvl_bin() + " run" + m + " -p hi --act-bits 12"), "--act-bits must be 8, 16 or 32");
+  expect_one_line_error(run(qvl_bin() + " run" + m + " -p hi --int8-act --act-bits 16"), "--int8-act contradicts");
 
   // A model folder without its tokenizer.
   std::string dir = scratch_dir("run_cli_no_tokenizer");

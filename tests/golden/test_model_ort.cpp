@@ -31,14 +31,17 @@
 #include "kernels/linear.h"
 #include "kernels/rope.h"
 #include <nlohmann/json.hpp>
+#include "golden/golden_testing.h"
 #include "test_util.h"
 
 namespace qvl {
 namespace {
 
+using test::case_dir;
+using test::case_grids;
+
 constexpr double kTolLogits = 3e-4, kTolVision = 2e-5;
 
-std::string case_dir(const std::string& c) { return test::golden_dir() + "/cases/" + c; }
 NpyArray npy(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f); }
 
 std::string model_dir(const std::string& variant) {
@@ -67,13 +70,6 @@ std::map<std::string, NpyArray> ort_run(const std::string& model, const std::map
   std::map<std::string, NpyArray> out;
   for (const auto& e : std::filesystem::directory_iterator(dir + "/out"))
     out[e.path().stem().string()] = npy_load(e.path().string());
-  return out;
-}
-
-std::vector<Grid3> case_grids(const std::string& c) {
-  auto g = npy(c, "image_grid_thw.npy").to_i64();
-  std::vector<Grid3> out;
-  for (size_t i = 0; i + 2 < g.size(); i += 3) out.push_back({g[i], g[i + 1], g[i + 2]});
   return out;
 }
 

@@ -24,27 +24,18 @@
 #include "loader/npy.h"
 #include "model/model_files.h"
 #include "model/text_model.h"
+#include "golden/golden_testing.h"
 #include "test_util.h"
 
 namespace qvl {
 namespace {
 
+using test::Recorder;
+using test::case_dir;
+using test::npyf;
+using test::npyi;
+
 constexpr double kTolHidden = 3e-4, kTolLogits = 3e-4;
-
-struct Recorder : TensorObserver {
-  std::map<std::string, std::vector<float>> t;
-  std::map<std::string, std::vector<int64_t>> shape;
-  void on_tensor(const std::string& name, const float* data, const std::vector<int64_t>& s) override {
-    int64_t n = 1;
-    for (auto d : s) n *= d;
-    t[name].assign(data, data + n);
-    shape[name] = s;
-  }
-};
-
-std::string case_dir(const std::string& c) { return test::golden_dir() + "/cases/" + c; }
-std::vector<float> npyf(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f).to_f32(); }
-std::vector<int64_t> npyi(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f).to_i64(); }
 
 // A folder the `qvl_models` CTest fixture converted with tools/qvl-convert.
 std::string converted(const std::string& variant) {

@@ -33,29 +33,16 @@
 #include "loader/npy.h"
 #include "model/model_files.h"
 #include "model/vision_model.h"
+#include "golden/golden_testing.h"
 #include "test_util.h"
 
 namespace qvl {
 namespace {
 
-struct Recorder : TensorObserver {
-  std::map<std::string, std::vector<float>> t;
-  void on_tensor(const std::string& name, const float* data, const std::vector<int64_t>& s) override {
-    int64_t n = 1;
-    for (auto d : s) n *= d;
-    t[name].assign(data, data + n);
-  }
-};
-
-std::string case_dir(const std::string& c) { return test::golden_dir() + "/cases/" + c; }
-std::vector<float> npyf(const std::string& c, const std::string& f) { return npy_load(case_dir(c) + "/" + f).to_f32(); }
-
-std::vector<Grid3> case_grids(const std::string& c) {
-  auto g = npy_load(case_dir(c) + "/image_grid_thw.npy").to_i64();
-  std::vector<Grid3> out;
-  for (size_t i = 0; i + 2 < g.size(); i += 3) out.push_back({g[i], g[i + 1], g[i + 2]});
-  return out;
-}
+using test::Recorder;
+using test::case_dir;
+using test::case_grids;
+using test::npyf;
 
 // Relative tolerance after `products` chained bf16 products (see the header).
 double rel_tol(int products) { return 4.0 * std::sqrt((double)products) * 0.0032; }
