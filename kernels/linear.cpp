@@ -20,6 +20,9 @@
 namespace qvl {
 
 void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_q.cpp
+// Quantized weight dequantized while the GEMM packs it (fp32, or bf16 on AMX
+// under FloatCompute::BF16), + bias.
+void linear_q_dequant_gemm(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_q.cpp
 
 namespace {
 
@@ -236,57 +239,6 @@ void gemm_half(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   else gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
 }
 
-// B packer for Q4/Q8 rows (bf16 compute): dequantizes the blocks of rows
-// n0..n0+nr covering [k0, k0+kc) (k0 a multiple of kKC, so of every block ≤ 256).
-struct PackQuantRows : gemm::BPacker {
-  const LinearWeight* W;
-  explicit PackQuantRows(const LinearWeight* w) : W(w) {}
-  void pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const override {
-    constexpr int NR = gemm::kNR;
-    const int bs = W->block_size, bits = W->bits;
-    const int64_t kb = W->k_blocks(), blob = quant::blob_bytes(*W);
-    float tmp[gemm::kKC + 256];
-    for (int j = 0; j < NR; ++j) {
-      if (j >= nr) {
-        for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
-        continue;
-      }
-      const int64_t n = n0 + j;
-      const uint8_t* row = static_cast<const uint8_t*>(W->data) + n * kb * blob;
-      for (int64_t b = k0 / bs; b * bs < k0 + kc; ++b) {
-        const float s = quant::load_scale(W->scales, W->scale_dtype, n * kb + b);
-        const float zp = (float)quant::zero_point(*W, n, b);
-        dequant_block(row + b * blob, bs, bits, s, zp, tmp + (b * bs - k0));
-      }
-      for (int k = 0; k < kc; ++k) dst[k * NR + j] = tmp[k];
-    }
-  }
-  // out[i] = (q_i − zp)·s for the bs values of one block.
-  static void dequant_block(const uint8_t* q, int bs, int bits, float s, float zp, float* out) {
-    int i = 0;
-#if defined(__AVX512F__)
-    const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(zp);
-    for (; i + 16 <= bs; i += 16) {
-      __m128i v8;
-      if (bits == 4) {  // 8 bytes → 16 nibbles, low nibble first
-        const __m128i b = _mm_loadl_epi64((const __m128i*)(q + i / 2));
-        const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
-        const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
-        v8 = _mm_unpacklo_epi8(lo, hi);
-      } else {
-        v8 = _mm_loadu_si128((const __m128i*)(q + i));
-      }
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v8));
-      _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
-    }
-#endif
-    for (; i < bs; ++i) {
-      const int v = bits == 4 ? (q[i >> 1] >> ((i & 1) * 4)) & 0xf : q[i];
-      out[i] = ((float)v - zp) * s;
-    }
-  }
-};
-
 void add_bias(const float* bias, int64_t M, int64_t N, float* Y) {
   if (!bias) return;
 #pragma omp parallel for schedule(static) if (M * N > 65536)
@@ -305,9 +257,7 @@ void linear(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   if (M <= 0 || W.N <= 0) return;
   if (W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8) {
     if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available()) {
-      PackQuantRows pb(&W);
-      gemm::sgemm_bf16(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
-      add_bias(W.bias, M, W.N, Y);
+      linear_q_dequant_gemm(X, M, W, Y);  // bf16 on AMX
       return;
     }
     linear_q(X, M, W, Y);

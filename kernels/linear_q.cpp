@@ -13,6 +13,7 @@
 #include "kernels/base.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/linear.h"
 #include "kernels/linear_qamx.h"
 #include "kernels/quant.h"
@@ -378,19 +379,23 @@ struct PackQ : gemm::BPacker {
   }
 };
 
-// Prefill with fp32 activations: the GEMM engine dequantizes W while packing.
-void gemm_q_f32(const float* X, int64_t M, const LinearWeight& W, float* Y) {
+}  // namespace
+
+// Prefill with float activations: the GEMM engine dequantizes W while packing
+// (the bf16 AMX engine under FloatCompute::BF16, else the fp32 engine).
+void linear_q_dequant_gemm(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   PackQ pb;
   pb.W = &W;
-  gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
+  if (float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available())
+    gemm::sgemm_bf16(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
+  else
+    gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
   if (W.bias) {
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < W.N; ++n) Y[m * W.N + n] += W.bias[n];
   }
 }
-
-}  // namespace
 
 
 // Int16 without AMX: the VNNI panel GEMM (linear_qgemm.cpp, blocks <= 256) beats the
@@ -435,7 +440,7 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
     return;
   }
   if (M > 4) {
-    gemm_q_f32(X, M, W, Y);
+    linear_q_dequant_gemm(X, M, W, Y);
     return;
   }
   PaddedX px;
