@@ -14,6 +14,7 @@
 // Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
 // MR activation rows); threads take chunks of N rows from a shared counter.
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/base.h"
@@ -254,6 +255,74 @@ __attribute__((noinline)) void tile(const Geometry& gm, const QuantX& qx, int64_
     }
 }
 
+// Decode (one activation row): the same sums with a cheaper inner loop. The
+// per-block products c_b = s_b·dx_b are formed once per row (16 blocks per
+// vector) instead of converting and multiplying the scales in every group, and
+// the two Int16 planes chain through one accumulator (256·Σq·h + Σq·l as
+// dpbusd, shift, dpbusd). |256·Σq·h| < 2^26 per lane, so int32 cannot overflow.
+// c: NR rows of kb + 16 floats of scratch.
+template <int NR, int BITS, int SD, int P>
+__attribute__((noinline)) void tile_m1(const Geometry& gm, const QuantX& qx, const RowCtx* rows,
+                                       int64_t n0, const LinearWeight& W, float* Y, float* c) {
+  constexpr int XG = BITS == 4 ? 128 : 64;
+  const int64_t kb = gm.kb, cstride = kb + 16, pl = qx.Kg;
+  const float* dx = qx.dx.data();
+  const float* e = qx.e.data();
+  const float zp0 = (float)(1 << (BITS - 1));
+  __m512 acc[NR];
+  // c = s·dx per block; acc starts at −Σ_b s_b·zp_b·e_b (the zero-point term).
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i) {
+    float* ci = c + i * cstride;
+    __m512 a = _mm512_setzero_ps();
+    for (int64_t b = 0; b < kb; b += 16) {
+      const __m512 sv = load_scales<SD>(rows[i].s, b, block_mask(kb, b));
+      _mm512_storeu_ps(ci + b, _mm512_mul_ps(sv, _mm512_loadu_ps(dx + b)));
+      const __m512 sz = rows[i].sz ? _mm512_loadu_ps(rows[i].sz + b) : _mm512_mul_ps(sv, _mm512_set1_ps(zp0));
+      a = _mm512_fnmadd_ps(sz, _mm512_loadu_ps(e + b), a);
+    }
+    acc[i] = a;
+  }
+  const int8_t* x = qx.xq.data();
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  // Software prefetch: the next tile into L1, the one after into L2. Measured on
+  // the 2B decode layer sequence (2 threads, cold weights): 19.9 GB/s with the
+  // L1 hint alone, 22 GB/s with both; the hardware prefetcher alone gives ~11.
+  const int64_t pf_ahead = NR * gm.row_bytes;
+  // One 64-byte group of every row; MASKED only for a partial last group.
+  auto group = [&](int64_t g, auto masked) {
+    const int64_t b0 = gm.block0(g);
+    const int8_t* xg = x + g * XG;
+#pragma GCC unroll 8
+    for (int i = 0; i < NR; ++i) {
+      const uint8_t* wp = rows[i].w + g * 64;
+      _mm_prefetch((const char*)(wp + pf_ahead), _MM_HINT_T0);
+      _mm_prefetch((const char*)(wp + 2 * pf_ahead), _MM_HINT_T2);
+      __m512i w;
+      if constexpr (decltype(masked)::value) w = _mm512_maskz_loadu_epi8(gm.last_mask, wp);
+      else w = _mm512_loadu_si512(wp);
+      __m512i lo = w, hi = w;
+      if constexpr (BITS == 4) {
+        lo = _mm512_and_si512(w, nib);
+        hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), nib);
+      }
+      __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xg));
+      if constexpr (BITS == 4) t = _mm512_dpbusd_epi32(t, hi, _mm512_loadu_si512(xg + 64));
+      if constexpr (P == 2) {
+        t = _mm512_dpbusd_epi32(_mm512_slli_epi32(t, 8), lo, _mm512_loadu_si512(xg + pl));
+        if constexpr (BITS == 4) t = _mm512_dpbusd_epi32(t, hi, _mm512_loadu_si512(xg + pl + 64));
+      }
+      const __m512 sc = _mm512_permutexvar_ps(gm.idx, _mm512_loadu_ps(c + i * cstride + b0));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, acc[i]);
+    }
+  };
+  const int64_t gfull = gm.last_mask == ~0ull ? gm.G : gm.G - 1;
+  for (int64_t g = 0; g < gfull; ++g) group(g, std::false_type{});
+  if (gfull < gm.G) group(gfull, std::true_type{});
+#pragma GCC unroll 8
+  for (int i = 0; i < NR; ++i) Y[n0 + i] = cpu::hsum(acc[i]) + (W.bias ? W.bias[n0 + i] : 0.f);
+}
+
 template <int NR, int BITS, int SD, int P>
 void tile_m(const Geometry& gm, const QuantX& qx, int64_t m0, int64_t mr, const RowCtx* rows,
             int64_t n0, const LinearWeight& W, float* Y) {
@@ -274,7 +343,13 @@ void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int
   constexpr int64_t kMBlock = 64;
   const auto* B = static_cast<const uint8_t*>(W.data);
   const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2, zrb = quant::zp_row_bytes(W);
-  Buffer<float> szbuf(NR * (kb + 16));
+  Buffer<float> szbuf(NR * (kb + 16)), cbuf(qx.M == 1 ? NR * (kb + 16) : 0);
+  if (qx.M == 1) {  // a chunk's first two tiles are not covered by the in-loop prefetch
+    const char* p = reinterpret_cast<const char*>(B + n0 * gm.row_bytes);
+    const int64_t tile = NR * gm.row_bytes, end = (n1 - n0) * gm.row_bytes;
+    for (int64_t o = 0; o < std::min(tile, end); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    for (int64_t o = tile; o < std::min(2 * tile, end); o += 64) _mm_prefetch(p + o, _MM_HINT_T2);
+  }
   for (int64_t mb = 0; mb < qx.M; mb += kMBlock) {
     const int64_t me = std::min(qx.M, mb + kMBlock);
     for (int64_t n = n0; n < n1;) {
@@ -294,6 +369,12 @@ void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int
           for (int64_t b = kb; b < kb + 16; ++b) sz[b] = 0.f;
           rows[i].sz = sz;
         }
+      }
+      if (qx.M == 1) {  // decode
+        if (nr == NR) tile_m1<NR, BITS, SD, P>(gm, qx, rows, n, W, Y, cbuf.data());
+        else for (int i = 0; i < nr; ++i) tile_m1<1, BITS, SD, P>(gm, qx, rows + i, n + i, W, Y, cbuf.data());
+        n += nr;
+        continue;
       }
       for (int64_t m = mb; m < me; m += MR) {
         const int64_t mr = std::min<int64_t>(MR, me - m);
