@@ -165,7 +165,17 @@ inline void prefetch_row(const T* p, int n) {
   (void)p, (void)n;
 #endif
 }
-constexpr int64_t kAhead = 8;  // rows ahead (8 rows of D=128 fp32 = 4 KiB)
+// The same into L2 only (the far prefetch distance).
+template <class T>
+inline void prefetch_row_l2(const T* p, int n) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  for (int i = 0; i < n; i += 64 / (int)sizeof(T)) _mm_prefetch((const char*)(p + i), _MM_HINT_T2);
+#else
+  (void)p, (void)n;
+#endif
+}
+constexpr int64_t kAhead = 8;  // rows ahead into L1 (8 rows of D=128 fp32 = 4 KiB)
+constexpr int64_t kFar = 24;   // rows ahead into L2
 
 // ---- decode (few query tokens): flash-decoding over KV chunks -------------
 // Work item = (KV head, chunk of keys). All S·group query rows that share the
@@ -196,6 +206,7 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
       const T* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
       for (int64_t j = 0; j < n; ++j) {
         prefetch_row(kb + (j + kAhead) * D, D);  // the cache streams from DRAM at long context
+        prefetch_row_l2(kb + (j + kFar) * D, D);
         for (int r = 0; r < R; ++r) {
           const int64_t s = r / group;
           const float* qr = q + s * q_stride + (int64_t)(kvh * group + r % group) * D;
@@ -230,7 +241,40 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
         pr[0] = m;
         pr[1] = l;
       }
-      // o rows: V rows are read once for all R rows, 64 channels at a time.
+      // o rows. D = 128 (every Qwen-VL text model): whole V rows, two query
+      // rows at a time (16 accumulators), so each V row is streamed once from
+      // DRAM (further row pairs re-read the chunk from L2).
+#if defined(__AVX512F__)
+      if (D == 128) {
+        for (int r0 = 0; r0 < R; r0 += 2) {
+          const int rn = std::min(2, R - r0);
+          __m512 va[2][8];
+          for (int r = 0; r < 2; ++r)
+            for (int c = 0; c < 8; ++c) va[r][c] = _mm512_setzero_ps();
+          const float* p0 = sc.data() + r0 * chunk;
+          const float* p1 = rn > 1 ? p0 + chunk : p0;
+          for (int64_t jj = 0; jj < n; ++jj) {
+            const T* vr = vb + jj * D;
+            prefetch_row(vr + kAhead * D, D);
+            prefetch_row_l2(vr + kFar * D, D);
+            __m512 v[8];
+            for (int c = 0; c < 8; ++c) v[c] = load16(vr + 16 * c);
+            const __m512 a = _mm512_set1_ps(p0[jj]), b = _mm512_set1_ps(p1[jj]);
+            for (int c = 0; c < 8; ++c) {
+              va[0][c] = _mm512_fmadd_ps(a, v[c], va[0][c]);
+              va[1][c] = _mm512_fmadd_ps(b, v[c], va[1][c]);
+            }
+          }
+          for (int r = 0; r < rn; ++r) {
+            float* o = part.data() + (it * R + r0 + r) * (D + 2) + 2;
+            const bool empty = part[(it * R + r0 + r) * (D + 2)] == -INFINITY;
+            for (int c = 0; c < 8; ++c) _mm512_storeu_ps(o + 16 * c, empty ? _mm512_setzero_ps() : va[r][c]);
+          }
+        }
+        continue;
+      }
+#endif
+      // Other head sizes: V rows are read once for all R rows, 64 channels at a time.
       for (int r0 = 0; r0 < R; r0 += 4) {
         const int rn = std::min(4, R - r0);
         for (int d0 = 0; d0 < D; d0 += 64) {

@@ -23,7 +23,7 @@ double tolerance(int D, int64_t L, float scale, double qmax, double kmax, double
 }
 
 TEST(KernelsAttention, CausalGqaDecodeAndPrefill) {
-  for (int D : {64, 80})
+  for (int D : {64, 80, 128})
   for (int group : {1, 2, 4})
     for (int Hkv : {1, 2})
       for (int64_t past : {0, 5, 300})
