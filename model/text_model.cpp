@@ -214,7 +214,9 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
   cache.write(l, S, k_.data(), v_.data());
   {
     const double ctxlen = (double)cache.len + 0.5 * (S + 1);  // mean keys per query
-    QVL_ZONE("text.attn", l, 4.0 * S * ctxlen * Hq * D, 8.0 * Hkv * (cache.len + S) * D + 8.0 * S * Hq * D);
+    const double kv_bytes = cache.dtype == DType::F16 ? 2.0 : 4.0;  // per cached element, K and V each
+    QVL_ZONE("text.attn", l, 4.0 * S * ctxlen * Hq * D,
+             2.0 * kv_bytes * Hkv * (cache.len + S) * D + 8.0 * S * Hq * D);
     attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, cache.layer(l), cache.len,
                      1.0f / std::sqrt((float)D), att_.data(), (int64_t)Hq * D);
   }
