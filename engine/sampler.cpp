@@ -51,17 +51,31 @@ int64_t Sampler::sample(float* logits, int64_t V, const std::vector<int64_t>& co
   }
   if (p_.temperature == 0.f) return argmax(logits, V);
 
-  // Candidates sorted by logit, cut by top-k.
-  cand_.clear();
-  cand_.reserve(static_cast<size_t>(V));
-  for (int64_t i = 0; i < V; ++i) cand_.emplace_back(logits[i] / p_.temperature, i);
-  size_t k = cand_.size();
-  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < k) k = static_cast<size_t>(p_.top_k);
+  // Candidates sorted by logit (ties: lower id first), cut by top-k.
   auto by_logit = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
-  std::partial_sort(cand_.begin(), cand_.begin() + static_cast<long>(k), cand_.end(), by_logit);
-  cand_.resize(k);
+  size_t k = static_cast<size_t>(V);
+  if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < k) k = static_cast<size_t>(p_.top_k);
+  cand_.clear();
+  if (k < static_cast<size_t>(V) && k <= 256) {
+    // Small k: one pass keeping the best k sorted. Ids arrive in increasing
+    // order, so a value equal to the current k-th never enters (it ranks after
+    // it) and the result equals the partial sort below.
+    cand_.reserve(k + 1);
+    for (int64_t i = 0; i < V; ++i) {
+      const float v = logits[i] / p_.temperature;
+      if (cand_.size() == k && !(v > cand_.back().first)) continue;
+      auto pos = std::upper_bound(cand_.begin(), cand_.end(), std::pair<float, int64_t>(v, i), by_logit);
+      cand_.insert(pos, {v, i});
+      if (cand_.size() > k) cand_.pop_back();
+    }
+  } else {
+    cand_.reserve(static_cast<size_t>(V));
+    for (int64_t i = 0; i < V; ++i) cand_.emplace_back(logits[i] / p_.temperature, i);
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<long>(k), cand_.end(), by_logit);
+    cand_.resize(k);
+  }
 
   // Softmax over the candidates.
   double mx = cand_[0].first, sum = 0;
