@@ -11,8 +11,9 @@
 // Int16 mode (act_bits 16): xi = round(x·32639/max|x_b|) stored as two int8
 // planes h = (xi+128)>>8 and l = xi − 256·h; Σ q·xi = 256·Σ q·h + Σ q·l, two
 // vpdpbusd per weight vector instead of one, 257× smaller activation error.
-// Decode (M ≤ 4) and prefill share one register-tiled kernel (NR weight rows ×
-// MR activation rows); threads take chunks of N rows from a shared counter.
+// Small M (2..9 rows) uses one register-tiled kernel (NR weight rows × MR
+// activation rows); single-row decode has its own leaner tile (tile_m1).
+// Threads take chunks of N rows from a shared counter.
 #include <cstring>
 #include <type_traits>
 #include <vector>
