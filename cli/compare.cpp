@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/run_flags.h"
 #include "engine/compare.h"
 #include "engine/compare_model.h"
 #include "engine/kernel_check.h"
@@ -28,7 +29,7 @@ struct CompareArgs {
   std::vector<std::string> images;
   bool kernels = false, json = false, file_images = false;
   int threads = 0;
-  int act_bits = 0;
+  PrecisionFlags precision;
   std::string case_dir;
 };
 
@@ -80,7 +81,7 @@ int cmd_compare(int argc, char** argv) {
   fl.add("--decode-images", &a.file_images,
          "golden: decode the case's image files with qvl's decoder (default: its reference RGB arrays)");
   fl.add("--json", &a.json, "print the result table as JSON");
-  fl.add("--act-bits", &a.act_bits, "INT4/INT8 models: qvl activation bits 8|16|32 (as qvl run)");
+  declare_precision_flags(fl, a.precision);  // as qvl run; tolerances stay those of the model's format
   fl.add("-t", &a.threads, "threads for qvl and ONNX Runtime (0 = default)");
   fl.alias("--threads");
   fl.add("--cases", &a.cases, "--kernels: use these cases (kernel_models.py output) instead of new ones");
@@ -104,7 +105,11 @@ int cmd_compare(int argc, char** argv) {
     o.model_dir = a.model, o.against = a.against, o.case_dir = a.case_dir;
     o.prompt = a.prompt, o.images = a.images, o.messages_file = a.messages;
     o.threads = a.threads, o.tools = a.tools, o.keep = a.keep;
-    o.act_bits = a.act_bits;
+    SessionOptions so;
+    apply_precision_flags(a.precision, &so);
+    o.act_bits = so.act_bits;
+    o.vision_bf16 = so.vision_bf16;
+    o.kv_dtype = so.kv_dtype;
     o.file_images = a.file_images;
     rep = compare_model(o);
   }

@@ -217,6 +217,8 @@ CompareReport compare_model(const ModelCompareOptions& o) {
   so.model_dir = o.model_dir;
   so.threads = o.threads;
   so.act_bits = o.act_bits;
+  so.vision_bf16 = o.vision_bf16;
+  so.kv_dtype = o.kv_dtype;
   so.context = std::max<int64_t>(256, (int64_t)in.ids.size() + 16);
   Session session(so);
   session.set_observer(&rec);
@@ -244,6 +246,11 @@ CompareReport compare_model(const ModelCompareOptions& o) {
   }
   if (!scratch.empty()) remove_tree(scratch);
   if (!note.empty()) rep.against += " [" + note + "]";
+  std::string modes;  // qvl precision options that differ from the defaults
+  if (o.act_bits) modes += " --act-bits " + std::to_string(o.act_bits);
+  if (o.vision_bf16) modes += " --vision-bf16";
+  if (o.kv_dtype == DType::F16) modes += " --kv-type f16";
+  if (!modes.empty()) rep.against += " [qvl" + modes + "; tolerances are the format's own]";
   std::stable_sort(rep.rows.begin(), rep.rows.end(), [](const TensorDiff& a, const TensorDiff& b) {
     return pipeline_key(a.name) < pipeline_key(b.name);
   });

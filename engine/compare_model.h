@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/compare.h"
+#include "kernels/dtype.h"
 #include "model/observer.h"
 
 namespace qvl {
@@ -26,6 +27,8 @@ struct ModelCompareOptions {
   std::string messages_file;    // --messages
   int threads = 0;
   int act_bits = 0;  // SessionOptions::act_bits (quantized weights)
+  bool vision_bf16 = false;      // SessionOptions::vision_bf16
+  DType kv_dtype = DType::F32;   // SessionOptions::kv_dtype
   std::string tools;            // tools/ folder override
   std::string keep;             // keep scratch files here ("" = temp, removed)
   bool file_images = false;     // golden: decode the case's image files instead of

@@ -92,6 +92,31 @@ TEST(CompareGolden, EveryCaseAndPrecisionIsWithinTolerance) {
     }
 }
 
+// The precision flags of qvl run reach compare: the report names them, the
+// tolerances stay the format's own (so the reduced-precision paths show up as
+// differences), and only the parts they touch move.
+TEST(CompareGolden, PrecisionFlagsAreAppliedAndNamed) {
+  std::string out;
+  int rc = qvl("compare -m '" + model("fp32") + "' -t 2 --kv-type f16 --against golden '" + case_dir("02_image") + "'", &out);
+  EXPECT_NE(out.find("[qvl --kv-type f16;"), std::string::npos) << out;
+  EXPECT_NE(rc, 0) << "fp16 K/V rounding stays inside the fp32 tolerance?\n" << out;
+  size_t v = out.find("\nvision.merger ");
+  ASSERT_NE(v, std::string::npos) << out;
+  std::string line = out.substr(v + 1, out.find('\n', v + 1) - v - 1);
+  EXPECT_NE(line.find(" ok"), std::string::npos) << "the KV cache type must not touch vision: " << line;
+  size_t k = out.find("\ntext.layer.0.key ");
+  ASSERT_NE(k, std::string::npos) << out;
+  EXPECT_NE(out.substr(k, out.find('\n', k + 1) - k).find("FAIL"), std::string::npos) << out;
+
+  rc = qvl("compare -m '" + model("fp32") + "' -t 2 --vision-bf16 --against golden '" + case_dir("02_image") + "'", &out);
+  EXPECT_NE(out.find("[qvl --vision-bf16;"), std::string::npos) << out;
+  EXPECT_NE(rc, 0) << out;
+
+  rc = qvl("compare -m '" + model("fp32") + "' --kv-type f8 --against golden '" + case_dir("01_text") + "'", &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("--kv-type must be f32 or f16"), std::string::npos) << out;
+}
+
 // Copies the fp32 model and flips bytes of one initializer in its .data file.
 std::string perturbed_model(const std::string& graph, const std::string& tensor) {
   std::string dir = test::scratch_dir("e2e_perturbed_" + graph);
