@@ -155,21 +155,13 @@ void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, i
 
 namespace {
 
-// Software prefetch of the n elements at p (one hint per 64-byte line);
-// reads past the end of a buffer are harmless hints.
-template <class T>
+// Software prefetch of the n elements at p (one hint per 64-byte line) into
+// L1 (kL2 false) or L2 only; reads past the end of a buffer are harmless hints.
+template <bool kL2 = false, class T>
 inline void prefetch_row(const T* p, int n) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  for (int i = 0; i < n; i += 64 / (int)sizeof(T)) _mm_prefetch((const char*)(p + i), _MM_HINT_T0);
-#else
-  (void)p, (void)n;
-#endif
-}
-// The same into L2 only (the far prefetch distance).
-template <class T>
-inline void prefetch_row_l2(const T* p, int n) {
-#if defined(__AVX512F__) || defined(__AVX2__)
-  for (int i = 0; i < n; i += 64 / (int)sizeof(T)) _mm_prefetch((const char*)(p + i), _MM_HINT_T2);
+  for (int i = 0; i < n; i += 64 / (int)sizeof(T))
+    _mm_prefetch((const char*)(p + i), kL2 ? _MM_HINT_T2 : _MM_HINT_T0);
 #else
   (void)p, (void)n;
 #endif
@@ -206,7 +198,7 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
       const T* vb = vcache + ((int64_t)kvh * ctx + c0) * D;
       for (int64_t j = 0; j < n; ++j) {
         prefetch_row(kb + (j + kAhead) * D, D);  // the cache streams from DRAM at long context
-        prefetch_row_l2(kb + (j + kFar) * D, D);
+        prefetch_row<true>(kb + (j + kFar) * D, D);
         for (int r = 0; r < R; ++r) {
           const int64_t s = r / group;
           const float* qr = q + s * q_stride + (int64_t)(kvh * group + r % group) * D;
@@ -256,7 +248,7 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
           for (int64_t jj = 0; jj < n; ++jj) {
             const T* vr = vb + jj * D;
             prefetch_row(vr + kAhead * D, D);
-            prefetch_row_l2(vr + kFar * D, D);
+            prefetch_row<true>(vr + kFar * D, D);
             __m512 v[8];
             for (int c = 0; c < 8; ++c) v[c] = load16(vr + 16 * c);
             const __m512 a = _mm512_set1_ps(p0[jj]), b = _mm512_set1_ps(p1[jj]);
