@@ -24,18 +24,6 @@ namespace qvl {
 
 namespace {
 
-inline float dot(const float* a, const float* b, int D) {
-  int i = 0;
-  float s = 0;
-#if defined(__AVX512F__)
-  __m512 acc = _mm512_setzero_ps();
-  for (; i + 16 <= D; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-  s = _mm512_reduce_add_ps(acc);
-#endif
-  for (; i < D; ++i) s += a[i] * b[i];
-  return s;
-}
-
 // Cache element loaders: fp32 or fp16 (uint16_t) as fp32.
 inline float to_f32(float x) { return x; }
 inline float to_f32(uint16_t h) { return f16_to_f32(h); }
@@ -44,28 +32,24 @@ inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
 #endif
 
-// q[D] · k[D] with k in the cache's element type.
+// q[D] · k[D] with k in the cache's element type (fp32 or fp16).
 template <class T>
 inline float dot_kv(const float* q, const T* k, int D) {
-  if constexpr (std::is_same_v<T, float>) {
-    return dot(q, k, D);
-  } else {
-    int i = 0;
-    float s = 0;
+  int i = 0;
+  float s = 0;
 #if defined(__AVX512F__)
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= D; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(k + i), acc);
-    s = _mm512_reduce_add_ps(acc);
+  __m512 acc = _mm512_setzero_ps();
+  for (; i + 16 <= D; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(k + i), acc);
+  s = _mm512_reduce_add_ps(acc);
 #endif
-    for (; i < D; ++i) s += q[i] * to_f32(k[i]);
-    return s;
-  }
+  for (; i < D; ++i) s += q[i] * to_f32(k[i]);
+  return s;
 }
 
 // out[D] = softmax(scale·q·K_jᵀ)_j · V_j over L keys; K_j = k + j·kstride.
 void attend_row(const float* q, const float* k, const float* v, int64_t kstride, int64_t L, int D,
                 float scale, float* scores, float* out) {
-  for (int64_t j = 0; j < L; ++j) scores[j] = scale * dot(q, k + j * kstride, D);
+  for (int64_t j = 0; j < L; ++j) scores[j] = scale * dot_kv(q, k + j * kstride, D);
   softmax(scores, 1, L);
   int d = 0;
 #if defined(__AVX512F__)
