@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -135,6 +136,34 @@ inline void expect_within(const std::vector<float>& got, const std::vector<float
   }
   EXPECT_LE(worst, 1.0) << what << ": worst element m=" << wi / N << " n=" << wi % N << " got " << got[wi]
                         << " want " << want[wi] << " tol " << tol[wi];
+}
+
+// The shared table of quantized-GEMM cases: bits 4/8 × block 16..256 × zero
+// points off/on × the given M values; scale dtype, bias, padded K and N tails
+// (37, 53, 69 rows) rotate with the case index idx (1, 2, ...). The weight of
+// case idx is make_q(..., seed0 + idx); fn(W, M, idx, tag) runs the checks.
+template <class F>
+void for_each_gemm_case(std::initializer_list<int64_t> ms, uint64_t seed0, F&& fn) {
+  const DType sdts[] = {DType::F32, DType::F16, DType::BF16};
+  int idx = 0;
+  for (int bits : {4, 8})
+    for (int bs : {16, 32, 64, 128, 256})
+      for (bool zp : {false, true})
+        for (int64_t M : ms) {
+          ++idx;
+          const DType sdt = sdts[idx % 3];
+          const bool bias = idx % 2 == 0;
+          const int64_t K = idx % 4 == 0 ? 4 * bs : 3 * bs + bs / 2 + 3;  // padded K mostly
+          const int64_t N = M == 512 ? 37 : 37 + 16 * (idx % 3);          // panel / tile tails
+          QWeight q = make_q(bits, N, K, bs, zp, sdt, bias, seed0 + idx);
+          std::string tag = "Q";  // appended piecewise (GCC 12 warns falsely on "Q" + std::string)
+          tag += std::to_string(bits);
+          tag += " bs=" + std::to_string(bs);
+          tag += zp ? " zp " : " sym ";
+          tag += dtype_name(sdt);
+          if (bias) tag += " bias";
+          fn(q.W, M, idx, tag);
+        }
 }
 
 }  // namespace qvl::test

@@ -29,6 +29,7 @@ namespace {
 using test::QWeight;
 using test::bounds;
 using test::expect_within;
+using test::for_each_gemm_case;
 using test::make_q;
 using test::make_x;
 
@@ -58,21 +59,9 @@ void check_amx(const LinearWeight& W, int64_t M, uint64_t seed, const std::strin
 
 TEST(LinearAmx, ShapeTable) {
   REQUIRE_AMX();
-  const DType sdts[] = {DType::F32, DType::F16, DType::BF16};
-  int idx = 0;
-  for (int bits : {4, 8})
-    for (int bs : {16, 32, 64, 128, 256})
-      for (bool zp : {false, true})
-        for (int64_t M : {5, 16, 17, 100, 512}) {
-          ++idx;
-          const DType sdt = sdts[idx % 3];
-          const bool bias = idx % 2 == 0;
-          const int64_t K = idx % 4 == 0 ? 4 * bs : 3 * bs + bs / 2 + 3;  // padded K mostly
-          const int64_t N = M == 512 ? 37 : 37 + 16 * (idx % 3);  // 37, 53, 69: panel / tile tails
-          QWeight q = make_q(bits, N, K, bs, zp, sdt, bias, 1000 + idx);
-          check_amx(q.W, M, 50 + idx, "Q" + std::to_string(bits) + " bs=" + std::to_string(bs) + (zp ? " zp " : " sym ") +
-                                          dtype_name(sdt) + (bias ? " bias" : ""));
-        }
+  for_each_gemm_case({5, 16, 17, 100, 512}, 1000, [](const LinearWeight& W, int64_t M, int idx, const std::string& tag) {
+    check_amx(W, M, 50 + idx, tag);
+  });
 }
 
 // Full prefill size with several M blocks and many panels per thread.

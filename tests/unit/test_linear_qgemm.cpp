@@ -30,6 +30,7 @@ namespace {
 using test::QWeight;
 using test::bounds;
 using test::expect_within;
+using test::for_each_gemm_case;
 using test::make_q;
 using test::make_x;
 
@@ -65,21 +66,9 @@ void check_gemm(const LinearWeight& W, int64_t M, uint64_t seed, const std::stri
 
 TEST(LinearQGemm, ShapeTable) {
   REQUIRE_VNNI();
-  const DType sdts[] = {DType::F32, DType::F16, DType::BF16};
-  int idx = 0;
-  for (int bits : {4, 8})
-    for (int bs : {16, 32, 64, 128, 256})
-      for (bool zp : {false, true})
-        for (int64_t M : {10, 16, 17, 100, 512}) {
-          ++idx;
-          const DType sdt = sdts[idx % 3];
-          const bool bias = idx % 2 == 0;
-          const int64_t K = idx % 4 == 0 ? 4 * bs : 3 * bs + bs / 2 + 3;  // padded K mostly
-          const int64_t N = M == 512 ? 37 : 37 + 16 * (idx % 3);          // 37, 53, 69: panel tails
-          QWeight q = make_q(bits, N, K, bs, zp, sdt, bias, 2000 + idx);
-          check_gemm(q.W, M, 60 + idx, "Q" + std::to_string(bits) + " bs=" + std::to_string(bs) +
-                                           (zp ? " zp " : " sym ") + dtype_name(sdt) + (bias ? " bias" : ""));
-        }
+  for_each_gemm_case({10, 16, 17, 100, 512}, 2000, [](const LinearWeight& W, int64_t M, int idx, const std::string& tag) {
+    check_gemm(W, M, 60 + idx, tag);
+  });
 }
 
 // Several K chunks, many panels per thread, whole 32-row panels and a tail.
