@@ -13,44 +13,10 @@
 
 #include "kernels/base.h"
 #include "kernels/cpu.h"
+#include "kernels/vmath.h"
 
 namespace qvl::gemm {
 
-#if defined(__AVX512F__)
-namespace {
-// In-register transpose: afterwards v[c][r] = old v[r][c].
-inline void transpose16(__m512* v) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs
-    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // 64-bit interleave of pair pairs
-    for (int h = 0; h < 2; ++h) {
-      const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + 2 + h]);
-      v[i + h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-      v[i + 2 + h] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    }
-  }
-  // Now v[4q + e] holds, in 128-bit lane L, elements 4L+e' of rows 4q..4q+3
-  // (e = 2·(hi64) + hi32 order: 0 → col 0, 1 → col 2, 2 → col 1, 3 → col 3).
-  for (int i = 0; i < 4; ++i) {  // 128-bit lanes across row quads
-    t[i] = _mm512_shuffle_f32x4(v[i], v[4 + i], 0x88);       // lanes 0,2 of quad 0 | lanes 0,2 of quad 1
-    t[4 + i] = _mm512_shuffle_f32x4(v[i], v[4 + i], 0xdd);   // lanes 1,3
-    t[8 + i] = _mm512_shuffle_f32x4(v[8 + i], v[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_f32x4(v[8 + i], v[12 + i], 0xdd);
-  }
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);        // lane 0 of all quads
-    v[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);  // lane 1
-    v[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);      // lane 2
-    v[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);  // lane 3
-  }
-  // v[4L + e] now holds column 4L + perm(e) with perm = {0, 2, 1, 3}.
-  std::swap(v[1], v[2]), std::swap(v[5], v[6]), std::swap(v[9], v[10]), std::swap(v[13], v[14]);
-}
-}  // namespace
-#endif
 
 void PackF32::pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const {
   if (!trans) {
@@ -77,7 +43,7 @@ void PackF32::pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const {
       __m512 v[16];
       for (int r = 0; r < 16; ++r)
         v[r] = jb + r < nr ? _mm512_maskz_loadu_ps(km, b + (n0 + jb + r) * ldb + k0 + kk) : _mm512_setzero_ps();
-      transpose16(v);
+      vmath::transpose16(v);
       for (int c = 0; c < kn; ++c) _mm512_storeu_ps(dst + (kk + c) * kNR + jb, v[c]);
     }
   }

@@ -207,23 +207,6 @@ struct Panel {
   Buffer<uint8_t> zrow;
 };
 
-// Scales [kb] of row n as fp32 into out (vector conversion).
-void row_scales(const LinearWeight& W, int64_t n, int64_t kb, float* out) {
-  const int64_t i0 = n * kb;
-  for (int64_t b = 0; b < kb; b += 16) {
-    const __mmask16 mk = kb - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kb - b)) - 1);
-    __m512 v;
-    if (W.scale_dtype == DType::F32) {
-      v = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.scales) + i0 + b);
-    } else {
-      const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.scales) + i0 + b);
-      v = W.scale_dtype == DType::F16 ? _mm512_cvtph_ps(h)
-                                      : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    _mm512_mask_storeu_ps(out + b, mk, v);
-  }
-}
-
 // Per-byte zero points of the 64 values starting at k (blocks of bs ≥ 16).
 inline __m512i zp_vector(const uint8_t* zrow, int64_t k, int bs) {
   if (bs >= 64) return _mm512_set1_epi8((char)zrow[k / bs]);
@@ -252,7 +235,7 @@ void unpack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
       for (int64_t b = 0; b < kb; ++b) p->s[b * kPanel + rr] = p->sz[b * kPanel + rr] = 0.f;
       continue;
     }
-    row_scales(W, n, kb, p->srow.data());
+    quant::row_scales(W, n, kb, p->srow.data());
     const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
     for (int64_t b = 0; b < kb; ++b) {
       z[b] = !zr ? 1 << (g.bits - 1) : g.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;

@@ -4,6 +4,9 @@
 // [N, ceil(kb·bits/8)] packed like B (each row starts on a byte), default 2^(bits−1).
 #pragma once
 #include <cstdint>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/dtype.h"
 #include "kernels/linear.h"
@@ -36,5 +39,24 @@ inline int qvalue(const LinearWeight& W, int64_t n, int64_t k) {
   if (W.bits == 8) return row[k];
   return (row[k >> 1] >> ((k & 1) * 4)) & 0xf;
 }
+
+#if defined(__AVX512F__)
+// Scales [kb] of row n as fp32 into out (vector conversion; writes kb values).
+inline void row_scales(const LinearWeight& W, int64_t n, int64_t kb, float* out) {
+  const int64_t i0 = n * kb;
+  for (int64_t b = 0; b < kb; b += 16) {
+    const __mmask16 mk = kb - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (kb - b)) - 1);
+    __m512 v;
+    if (W.scale_dtype == DType::F32) {
+      v = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.scales) + i0 + b);
+    } else {
+      const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.scales) + i0 + b);
+      v = W.scale_dtype == DType::F16 ? _mm512_cvtph_ps(h)
+                                      : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    _mm512_mask_storeu_ps(out + b, mk, v);
+  }
+}
+#endif
 
 }  // namespace qvl::quant
