@@ -169,65 +169,76 @@ inline void dequant32(const LinearWeight& W, const uint8_t* row, const float* sr
   *b = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(vb), _mm512_set1_ps(zrow[bb])), _mm512_set1_ps(srow[bb]));
 }
 
-// Steps [s0, s1) of panel n0 into wp (step s at wp + (s − s0)·4·kTile).
+// One k step (32 values from k = 32s) of a row as hi / lo bf16 (Q4 with blocks ≥ 32
+// through a table of the 16 possible values; otherwise dequantized in fp32).
+inline void unpack_step(const LinearWeight& W, const uint8_t* row, const float* srow, const float* zrow, int64_t s,
+                        uint16_t* hi, uint16_t* lo) {
+  const int64_t K = W.K, k = s * 32;
+  if (W.bits == 4 && W.block_size >= 32 && k + 32 <= K) {
+    const int64_t b = k / W.block_size;
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // tab words 0-15: hi of (v − zp)·s for v = 0..15, words 16-31: lo.
+    const __m512 v = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps(zrow[b])), _mm512_set1_ps(srow[b]));
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m256i l = (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(v, widen(h)));
+    const __m512i tab = _mm512_inserti64x4(_mm512_castsi256_si512(h), l, 1);
+    const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(row + s * 16)));
+    const __m256i q = _mm256_or_si256(_mm256_and_si256(w, _mm256_set1_epi16(0x000f)),
+                                      _mm256_and_si256(_mm256_slli_epi16(w, 4), _mm256_set1_epi16(0x0f00)));
+    const __m512i idx = _mm512_cvtepu8_epi16(q);
+    _mm512_store_si512(hi, _mm512_permutexvar_epi16(idx, tab));
+    _mm512_store_si512(lo, _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(16)), tab));
+    return;
+  }
+  __m512 a, b;
+  if (k + 32 <= K) {
+    dequant32(W, row, srow, zrow, k, &a, &b);
+  } else {  // last step: the values k < K, zeros after
+    alignas(64) float t[32];
+    for (int j = 0; j < 32; ++j) {
+      const int64_t kk = k + j, bl = kk / W.block_size;
+      const int q = kk >= K ? 0 : W.bits == 8 ? row[kk] : (row[kk >> 1] >> ((kk & 1) * 4)) & 0xf;
+      t[j] = kk >= K ? 0.f : ((float)q - zrow[bl]) * srow[bl];
+    }
+    a = _mm512_load_ps(t);
+    b = _mm512_load_ps(t + 16);
+  }
+  const __m512i h = split_hi(a, b);
+  _mm512_store_si512(hi, h);
+  _mm512_store_si512(lo, split_lo(a, b, h));
+}
+
+// Steps [s0, s1) of panel n0 into wp (step s at wp + (s − s0)·4·kTile). Rows are
+// walked 8 steps at a time so the lines being written (4 KB apart within a row)
+// spread over all L1 sets instead of thrashing one.
 void unpack_panel(const LinearWeight& W, int64_t s0, int64_t s1, int64_t n0, uint16_t* wp, Panels* p) {
-  const int64_t K = W.K, kb = W.k_blocks(), row_bytes = kb * quant::blob_bytes(W);
-  const int64_t zrb = quant::zp_row_bytes(W);
-  grow(p->srow, kb + 16);
-  grow(p->zrow, kb + 16);
-  std::vector<float> tail(32);
-  for (int64_t rr = 0; rr < kPanel; ++rr) {
+  const int64_t kb = W.k_blocks(), row_bytes = kb * quant::blob_bytes(W), zrb = quant::zp_row_bytes(W);
+  const int64_t rows = std::min<int64_t>(kPanel, W.N - n0), ks = kb + 16;
+  grow(p->srow, kPanel * ks);
+  grow(p->zrow, kPanel * ks);
+  for (int64_t rr = 0; rr < rows; ++rr) {
     const int64_t n = n0 + rr;
-    uint16_t* d = wp - s0 * 4 * kTile + (rr / 16) * kTile + (rr % 16) * 32;
-    if (n >= W.N) {
-      for (int64_t s = s0; s < s1; ++s) {
-        _mm512_storeu_si512(d + s * 4 * kTile, _mm512_setzero_si512());
-        _mm512_storeu_si512(d + s * 4 * kTile + 2 * kTile, _mm512_setzero_si512());
-      }
-      continue;
-    }
-    const uint8_t* row = static_cast<const uint8_t*>(W.data) + n * row_bytes;
     const uint8_t* zr = W.zero_points ? W.zero_points + n * zrb : nullptr;
-    quant::row_scales(W, n, kb, p->srow.data());
+    quant::row_scales(W, n, kb, p->srow.data() + rr * ks);
+    float* z = p->zrow.data() + rr * ks;
     for (int64_t b = 0; b < kb; ++b)
-      p->zrow[b] = (float)(!zr ? 1 << (W.bits - 1) : W.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf);
-    int64_t s = s0;
-    if (W.bits == 4 && W.block_size >= 32) {  // whole 32-value steps through a per-block table
-      const int64_t full = std::min(s1, K / 32), per = W.block_size / 32;
-      const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-      const __m512i sixteen = _mm512_set1_epi16(16);
-      for (int64_t b = s0 / per; s < full; ++b) {
-        // lut words 0-15: hi of (v − zp)·s for v = 0..15, words 16-31: lo.
-        const __m512 v = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps(p->zrow[b])), _mm512_set1_ps(p->srow[b]));
-        const __m512i lut = split_hi(v, v), lo = split_lo(v, v, lut);
-        const __m512i tab = _mm512_mask_blend_epi32(0xff00, lut, lo);
-        for (int64_t e = std::min(full, (b + 1) * per); s < e; ++s) {
-          const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(row + s * 16)));
-          const __m256i q = _mm256_or_si256(_mm256_and_si256(w, _mm256_set1_epi16(0x000f)),
-                                            _mm256_and_si256(_mm256_slli_epi16(w, 4), _mm256_set1_epi16(0x0f00)));
-          const __m512i idx = _mm512_cvtepu8_epi16(q);
-          _mm512_storeu_si512(d + s * 4 * kTile, _mm512_permutexvar_epi16(idx, tab));
-          _mm512_storeu_si512(d + s * 4 * kTile + 2 * kTile, _mm512_permutexvar_epi16(_mm512_add_epi16(idx, sixteen), tab));
+      z[b] = (float)(!zr ? 1 << (W.bits - 1) : W.bits == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf);
+  }
+  for (int64_t sb = s0; sb < s1; sb += 8) {
+    const int64_t se = std::min(s1, sb + 8);
+    for (int64_t rr = 0; rr < kPanel; ++rr) {
+      uint16_t* d = wp + (rr / 16) * kTile + (rr % 16) * 32;
+      if (rr >= rows) {
+        for (int64_t s = sb; s < se; ++s) {
+          _mm512_store_si512(d + (s - s0) * 4 * kTile, _mm512_setzero_si512());
+          _mm512_store_si512(d + (s - s0) * 4 * kTile + 2 * kTile, _mm512_setzero_si512());
         }
+        continue;
       }
-    }
-    for (; s < s1; ++s) {
-      const int64_t k = s * 32;
-      __m512 a, b;
-      if (k + 32 <= K) {
-        dequant32(W, row, p->srow.data(), p->zrow.data(), k, &a, &b);
-      } else {  // last step: the values k < K, zeros after
-        for (int j = 0; j < 32; ++j) {
-          const int64_t kk = k + j, bl = kk / W.block_size;
-          const int q = kk >= K ? 0 : W.bits == 8 ? row[kk] : (row[kk >> 1] >> ((kk & 1) * 4)) & 0xf;
-          tail[j] = kk >= K ? 0.f : ((float)q - p->zrow[bl]) * p->srow[bl];
-        }
-        a = _mm512_loadu_ps(tail.data());
-        b = _mm512_loadu_ps(tail.data() + 16);
-      }
-      const __m512i h = split_hi(a, b);
-      _mm512_storeu_si512(d + s * 4 * kTile, h);
-      _mm512_storeu_si512(d + s * 4 * kTile + 2 * kTile, split_lo(a, b, h));
+      const uint8_t* row = static_cast<const uint8_t*>(W.data) + (n0 + rr) * row_bytes;
+      const float *sr = p->srow.data() + rr * ks, *zr = p->zrow.data() + rr * ks;
+      for (int64_t s = sb; s < se; ++s)
+        unpack_step(W, row, sr, zr, s, d + (s - s0) * 4 * kTile, d + (s - s0) * 4 * kTile + 2 * kTile);
     }
   }
 }

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/dtype.h"
@@ -114,6 +115,26 @@ TEST(LinearSplit, ThirdProductAddsActivationResidual) {
   }
   EXPECT_GT(e2, 0.0);
   EXPECT_LT(e3 * 16, e2) << "mean error 3 products " << e3 / exact.size() << ", 2 products " << e2 / exact.size();
+}
+
+// linear_quant sends Int16 prefill from 64 rows to 3 products and Int8 from 128
+// rows to 2 (bit-identical); fewer rows keep the integer AMX tiles.
+TEST(LinearSplit, DispatchFromIntModes) {
+  REQUIRE_SPLIT();
+  QWeight q = make_q(4, 64, 256, 32, true, DType::F32, true, 3);
+  for (auto [mode, terms, m0, bits] : {std::tuple{QuantCompute::Int16, 3, int64_t{64}, 16},
+                                       std::tuple{QuantCompute::Int8, 2, int64_t{128}, 8}}) {
+    for (int64_t M : {m0 - 1, m0, m0 + 37}) {
+      const std::vector<float> X = make_x(M, 256, 32, 4);
+      std::vector<float> a(M * 64), b(M * 64);
+      linear_quant(X.data(), M, q.W, a.data(), mode);
+      if (M >= m0)
+        ASSERT_TRUE(linear_q_split(X.data(), M, q.W, b.data(), terms));
+      else
+        ASSERT_TRUE(linear_q_amx(X.data(), M, q.W, b.data(), bits));
+      EXPECT_EQ(a, b) << "terms " << terms << " M=" << M;
+    }
+  }
 }
 
 TEST(LinearSplit, DeclinesUnsupported) {
