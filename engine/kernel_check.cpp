@@ -83,11 +83,12 @@ KernelOutput run_attention_causal(const CaseData& c, bool ref) {
   int Hq = (int)c.i("Hq"), Hkv = (int)c.i("Hkv"), D = (int)c.i("D");
   std::vector<float> q = c.in("q").to_f32(), k = c.in("kcache").to_f32(), v = c.in("vcache").to_f32();
   KernelOutput o{std::vector<float>(S * Hq * D), {S, Hq, D}};
-  using Fn = void (*)(const float*, int64_t, int64_t, int, int, int, const float*, const float*, int64_t, int64_t,
-                     float, float*, int64_t);
-  Fn fn = ref ? static_cast<Fn>(attention_causal_ref) : static_cast<Fn>(attention_causal);
-  fn(q.data(), (int64_t)Hq * D, S, Hq, Hkv, D, k.data(), v.data(), ctx, P, (float)c.f("scale"), o.data.data(),
-     (int64_t)Hq * D);
+  if (ref)
+    attention_causal_ref(q.data(), (int64_t)Hq * D, S, Hq, Hkv, D, k.data(), v.data(), ctx, P, (float)c.f("scale"),
+                         o.data.data(), (int64_t)Hq * D);
+  else
+    attention_causal(q.data(), (int64_t)Hq * D, S, Hq, Hkv, D, k.data(), v.data(), ctx, P, (float)c.f("scale"),
+                     o.data.data(), (int64_t)Hq * D);
   return o;
 }
 

@@ -6,7 +6,9 @@
 //   * prefill / vision segments: (query block, head) items in parallel, each
 //     S = Q·Kᵀ and O = P·V through the GEMM engine (gemm.h), masked softmax
 //     between them; vision segments use the bf16 engine (gemm_bf16.h) for
-//     both products when FloatCompute::BF16 is selected (linear.h).
+//     both products when FloatCompute::BF16 is selected (linear.h); causal
+//     prefill with AttnPrecision::Split packs every KV head's Kᵀ / V once as
+//     split bf16 and runs both products as 3 AMX products (≤ 2^−16).
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -322,6 +324,16 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
 // One query block of one head: P = softmax(scale·Q·Kᵀ) over keys [0, nk) with
 // row r allowed keys [0, lim[r]); O = P·V. Q rows lda apart, K / V rows ldk
 // apart, O rows ldo apart. sc: scratch [nq, nk].
+// row[0, n) *= scale.
+void scale_row(float* row, int64_t n, float scale) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), vs));
+#endif
+  for (; j < n; ++j) row[j] *= scale;
+}
+
 void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const float* V,
                   int64_t ldk, int64_t nk, const int64_t* lim, int D, float scale, float* O,
                   int64_t ldo, float* sc) {
@@ -330,14 +342,9 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
   for (int64_t r = 0; r < nq; ++r) {
     float* row = sc + r * nk;
     const int64_t n = lim ? lim[r] : nk;
-    int64_t j = 0;
-#if defined(__AVX512F__)
-    const __m512 vs = _mm512_set1_ps(scale);
-    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), vs));
-#endif
-    for (; j < n; ++j) row[j] *= scale;
+    scale_row(row, n, scale);
     softmax(row, 1, n);
-    for (j = n; j < nk; ++j) row[j] = 0.f;
+    for (int64_t j = n; j < nk; ++j) row[j] = 0.f;
   }
   gemm::PackF32 vb(V, ldk, false);
   gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
@@ -346,13 +353,59 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
 // Query rows per block: keep the score block near 1 MB.
 int64_t query_block(int64_t nk) { return std::max<int64_t>(12, std::min<int64_t>(96, (1 << 18) / std::max<int64_t>(nk, 1) / 12 * 12)); }
 
+// Prefill with split-bf16 products (AttnPrecision::Split): Kᵀ and V of every KV
+// head split and packed once (in parallel over heads), then (query block, head)
+// items as in the fp32 path with S = Q·Kᵀ and O = P·V on the packed prefixes.
+bool causal_split(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const float* kcache,
+                  const float* vcache, int64_t ctx, int64_t past, float scale, float* out, int64_t out_stride) {
+  if (!gemm::bf16_amx_available()) return false;
+  const int group = Hq / Hkv;
+  const int64_t n = past + S, qb = query_block(n), nblk = (S + qb - 1) / qb;
+  static thread_local std::vector<gemm::PackedB16Split> kt_own, vb_own;  // grow-only, reused by every layer
+  // The workers must use the calling thread's instances (a thread_local named
+  // inside the parallel region would be each worker's own).
+  std::vector<gemm::PackedB16Split>& kt = kt_own;
+  std::vector<gemm::PackedB16Split>& vb = vb_own;
+  if ((int)kt.size() < Hkv) kt.resize(Hkv), vb.resize(Hkv);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < 2 * (int64_t)Hkv; ++t) {
+    const int h = (int)(t / 2);
+    const int64_t off = (int64_t)h * ctx * D;
+    if (t % 2 == 0)
+      gemm::pack_b16_split(n, D, gemm::PackF32(kcache + off, D, true), &kt[h]);
+    else
+      gemm::pack_b16_split(D, n, gemm::PackF32(vcache + off, D, false), &vb[h]);
+  }
+#pragma omp parallel
+  {
+    Buffer<float> sc(qb * n + 16);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t blk = nblk - 1; blk >= 0; --blk)  // longest rows first
+      for (int h = 0; h < Hq; ++h) {
+        const int64_t s0 = blk * qb, s1 = std::min(S, s0 + qb), nq = s1 - s0, nk = past + s1;
+        gemm::sgemm_b16_split_serial(nq, nk, D, q + s0 * q_stride + (int64_t)h * D, q_stride, kt[h / group],
+                                     sc.data(), nk);
+        for (int64_t r = 0; r < nq; ++r) {
+          float* row = sc.data() + r * nk;
+          const int64_t lim = past + s0 + r + 1;
+          scale_row(row, lim, scale);
+          softmax(row, 1, lim);
+          for (int64_t j = lim; j < nk; ++j) row[j] = 0.f;
+        }
+        gemm::sgemm_b16_split_serial(nq, D, nk, sc.data(), nk, vb[h / group], out + s0 * out_stride + (int64_t)h * D,
+                                     out_stride);
+      }
+  }
+  return true;
+}
+
 }  // namespace
 
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const KVBlock& kv,
-                      int64_t past, float scale, float* out, int64_t out_stride) {
+                      int64_t past, float scale, float* out, int64_t out_stride, AttnPrecision prec) {
   if (kv.dtype != DType::F16) {
     attention_causal(q, q_stride, S, Hq, Hkv, D, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
-                     kv.ctx, past, scale, out, out_stride);
+                     kv.ctx, past, scale, out, out_stride, prec);
     return;
   }
   QVL_ASSERT(Hkv > 0 && Hq % Hkv == 0 && past + S <= kv.ctx);
@@ -371,17 +424,20 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
     f16_to_f32_row(kh + (h * kv.ctx + j) * D, kf.data() + r * D, D);
     f16_to_f32_row(vh + (h * kv.ctx + j) * D, vf.data() + r * D, D);
   }
-  attention_causal(q, q_stride, S, Hq, Hkv, D, kf.data(), vf.data(), n, past, scale, out, out_stride);
+  attention_causal(q, q_stride, S, Hq, Hkv, D, kf.data(), vf.data(), n, past, scale, out, out_stride, prec);
 }
 
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                       const float* kcache, const float* vcache, int64_t ctx, int64_t past,
-                      float scale, float* out, int64_t out_stride) {
+                      float scale, float* out, int64_t out_stride, AttnPrecision prec) {
   QVL_ASSERT(Hkv > 0 && Hq % Hkv == 0 && past + S <= ctx);
   if (S <= 4 || !gemm::available()) {
     causal_decode(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride);
     return;
   }
+  if (prec == AttnPrecision::Split &&
+      causal_split(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride))
+    return;
   // Prefill: (head, query block) items; block [s0, s1) sees keys [0, past + s1).
   const int group = Hq / Hkv;
   const int64_t qb = query_block(past + S);

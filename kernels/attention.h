@@ -14,6 +14,12 @@ struct KVBlock {
   DType dtype = DType::F32;  // F32 or F16
 };
 
+// How prefill attention (S > 4) multiplies: F32 = fp32 GEMMs; Split = Q·Kᵀ and
+// P·V as split-bf16 products on AMX (gemm_bf16.h PackedB16Split, 3 products:
+// ≤ 2^−16·Σ|a||b| per score / output, fp32 softmax between), the fp32 path
+// where AMX-BF16 is missing. Decode (S ≤ 4) is always fp32.
+enum class AttnPrecision { F32, Split };
+
 // Causal GQA over a KV cache.
 //   q      [S, Hq, D] (row stride q_stride floats), the S new tokens at cache
 //          positions past .. past+S−1 (their K/V already written to the cache)
@@ -23,14 +29,15 @@ struct KVBlock {
 // 0 .. past+i. scale usually D^−0.5.
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                       const float* kcache, const float* vcache, int64_t ctx, int64_t past,
-                      float scale, float* out, int64_t out_stride);
+                      float scale, float* out, int64_t out_stride, AttnPrecision prec = AttnPrecision::F32);
 void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                           const float* kcache, const float* vcache, int64_t ctx, int64_t past,
                           float scale, float* out, int64_t out_stride);
 // The same over an fp32 or fp16 cache. fp16: decode reads the halves directly
 // (converted in registers); prefill (S > 4) converts the used rows to fp32 once.
 void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const KVBlock& kv,
-                      int64_t past, float scale, float* out, int64_t out_stride);
+                      int64_t past, float scale, float* out, int64_t out_stride,
+                      AttnPrecision prec = AttnPrecision::F32);
 void attention_causal_ref(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D,
                           const KVBlock& kv, int64_t past, float scale, float* out, int64_t out_stride);
 

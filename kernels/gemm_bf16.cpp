@@ -72,6 +72,30 @@ static void b16_scalar(int64_t M, const float* A, int64_t lda, const PackedB16& 
     }
 }
 
+// hi / lo bf16 of x as the AMX path splits it.
+static inline void split_scalar(float x, float* hi, float* lo) {
+  *hi = bf16_to_f32(f32_to_bf16(x));
+  *lo = bf16_to_f32(f32_to_bf16(x - *hi));
+}
+
+// Scalar split product (machines without AMX; same splits, fp32 sums).
+static void b16_split_scalar(int64_t M, int64_t n, int64_t k, const float* A, int64_t lda,
+                             const PackedB16Split& B, float* C, int64_t ldc) {
+  const int64_t kp = (B.hi.K + 31) / 32 * 32;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.f;
+      for (int64_t i = 0; i < k; ++i) {
+        float ah, al;
+        split_scalar(A[m * lda + i], &ah, &al);
+        const int64_t bi = b16_index(j, i, kp);
+        const float bh = bf16_to_f32(B.hi.data[bi]), bl = bf16_to_f32(B.lo.data[bi]);
+        s += ah * bh + ah * bl + al * bh;
+      }
+      C[m * ldc + j] = s;
+    }
+}
+
 #if defined(QVL_AMX_BF16)
 
 namespace {
@@ -214,10 +238,97 @@ void micro_edge(int ks, const uint16_t* a, int64_t a1off, const uint16_t* bp, fl
   for (int i = 0; i < mr; ++i) std::memcpy(C + i * ldc, t + i * 32, (size_t)nr * 4);
 }
 
+// bf16 of x (RNE) back in fp32: the hi part of a split.
+inline __m512 hi_part(__m512 x) {
+  return _mm512_castsi512_ps(_mm512_and_si512(rne_hi(x), _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+// panel_to_vnni for split operands: hi pairs into dh, residual pairs into dl.
+void panel_to_vnni_split(const float* P, int kc, uint16_t* dh, uint16_t* dl) {
+  const int ks = (kc + 31) / 32;
+  const __m512 z = _mm512_setzero_ps();
+  for (int s = 0; s < ks; ++s)
+    for (int r = 0; r < 16; ++r) {
+      const int k = 32 * s + 2 * r;
+      for (int t = 0; t < 2; ++t) {
+        const __m512 a = k < kc ? _mm512_load_ps(P + (int64_t)k * kNR + 16 * t) : z;
+        const __m512 b = k + 1 < kc ? _mm512_load_ps(P + (int64_t)(k + 1) * kNR + 16 * t) : z;
+        const int64_t o = ((int64_t)t * ks + s) * 512 + r * 32;
+        _mm512_store_si512((__m512i*)(dh + o), vnni_pair(a, b));
+        _mm512_store_si512((__m512i*)(dl + o), vnni_pair(_mm512_sub_ps(a, hi_part(a)), _mm512_sub_ps(b, hi_part(b))));
+      }
+    }
+}
+
+// pack_a_rows for split operands (all rows [0, mp)): hi tiles into dh, lo into dl.
+void pack_a_rows_split(const float* A, int64_t lda, int64_t M, int64_t K, int64_t mp, uint16_t* dh,
+                       uint16_t* dl) {
+  const int64_t ks = (K + 31) / 32;
+  for (int64_t i = 0; i < mp; ++i) {
+    const int64_t o = (i / 16) * ks * 512 + (i % 16) * 32;
+    for (int64_t s = 0; s < ks; ++s) {
+      const int64_t k = s * 32;
+      __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
+      if (i < M) {
+        const float* src = A + i * lda + k;
+        const int64_t r = K - k;
+        x0 = _mm512_maskz_loadu_ps((__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1), src);
+        x1 = _mm512_maskz_loadu_ps((__mmask16)(r >= 32 ? 0xffff : r <= 16 ? 0 : (1u << (r - 16)) - 1), src + 16);
+      }
+      uint16_t *h = dh + o + s * 512, *l = dl + o + s * 512;
+      _mm256_storeu_si256((__m256i*)h, to_bf16(x0));
+      _mm256_storeu_si256((__m256i*)(h + 16), to_bf16(x1));
+      _mm256_storeu_si256((__m256i*)l, to_bf16(_mm512_sub_ps(x0, hi_part(x0))));
+      _mm256_storeu_si256((__m256i*)(l + 16), to_bf16(_mm512_sub_ps(x1, hi_part(x1))));
+    }
+  }
+}
+
+// C[32 × 32] (ldc floats) = split product over ks k-steps: A tiles ah / al (upper
+// 16 rows; lower at + a1off), B panels bh / bl (second tile column at + b1off).
+void micro_split_32x32(int ks, const uint16_t* ah, const uint16_t* al, int64_t a1off, const uint16_t* bh,
+                       const uint16_t* bl, int64_t b1off, float* c, int64_t ldc) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int s = 0; s < ks; ++s) {
+    const int64_t o = 512 * (int64_t)s;
+    _tile_loadd(4, ah + o, 64);  // a_hi · b_hi
+    _tile_loadd(5, ah + a1off + o, 64);
+    _tile_loadd(6, bh + o, 64);
+    _tile_loadd(7, bh + b1off + o, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(6, bl + o, 64);  // a_hi · b_lo
+    _tile_loadd(7, bl + b1off + o, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+    _tile_loadd(4, al + o, 64);  // a_lo · b_hi
+    _tile_loadd(5, al + a1off + o, 64);
+    _tile_loadd(6, bh + o, 64);
+    _tile_loadd(7, bh + b1off + o, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const int64_t cs = ldc * 4;
+  _tile_stored(0, c, cs);
+  _tile_stored(1, c + 16, cs);
+  _tile_stored(2, c + 16 * ldc, cs);
+  _tile_stored(3, c + 16 * ldc + 16, cs);
+}
+
 struct Scratch {
   Buffer<float> panel;  // [kKB][kNR] fp32
   Buffer<uint16_t> b;   // packed B block
   Buffer<uint16_t> a;   // packed A (serial calls)
+  Buffer<uint16_t> a2;  // packed A lo (split calls)
 };
 Scratch& scratch() {
   static thread_local Scratch s;
@@ -381,6 +492,52 @@ void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B
   _tile_release();
 }
 
+void pack_b16_split(int64_t N, int64_t K, const BPacker& B, PackedB16Split* out) {
+  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
+  for (PackedB16* p : {&out->hi, &out->lo}) {
+    p->N = N;
+    p->K = K;
+    if (p->data.size() < (size_t)(np * 32 * kp)) p->data.resize((size_t)(np * 32 * kp));
+  }
+  static thread_local Buffer<float> panel;
+  if (panel.size() < (size_t)(kp * kNR)) panel.resize((size_t)(kp * kNR));
+  for (int64_t p = 0; p < np; ++p) {
+    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
+    panel_to_vnni_split(panel.data(), (int)K, out->hi.data.data() + p * 32 * kp, out->lo.data.data() + p * 32 * kp);
+  }
+}
+
+void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int64_t lda,
+                            const PackedB16Split& B, float* C, int64_t ldc) {
+  QVL_ASSERT(n <= B.hi.N && k <= B.hi.K);
+  if (M <= 0 || n <= 0) return;
+  if (k <= 0) return zero_c(M, n, C, ldc, false);
+  if (!bf16_amx_available()) return b16_split_scalar(M, n, k, A, lda, B, C, ldc);
+  const int64_t kpb = (B.hi.K + 31) / 32 * 32, kpa = (k + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
+  const int ks = (int)(kpa / 32);
+  Scratch& sc = scratch();
+  if (sc.a.size() < (size_t)(mp * kpa)) sc.a.resize((size_t)(mp * kpa));
+  if (sc.a2.size() < (size_t)(mp * kpa)) sc.a2.resize((size_t)(mp * kpa));
+  pack_a_rows_split(A, lda, M, k, mp, sc.a.data(), sc.a2.data());
+  configure_tiles();
+  alignas(64) float t[32 * 32];
+  for (int64_t jr = 0; jr < n; jr += 32) {
+    const int nr = (int)std::min<int64_t>(32, n - jr);
+    const uint16_t *bh = B.hi.data.data() + jr * kpb, *bl = B.lo.data.data() + jr * kpb;
+    for (int64_t ir = 0; ir < M; ir += 32) {
+      const int mr = (int)std::min<int64_t>(32, M - ir);
+      const uint16_t *ah = sc.a.data() + ir * kpa, *al = sc.a2.data() + ir * kpa;
+      if (mr == 32 && nr == 32) {
+        micro_split_32x32(ks, ah, al, (int64_t)ks * 512, bh, bl, kpb / 32 * 512, C + ir * ldc + jr, ldc);
+        continue;
+      }
+      micro_split_32x32(ks, ah, al, (int64_t)ks * 512, bh, bl, kpb / 32 * 512, t, 32);
+      for (int i = 0; i < mr; ++i) std::memcpy(C + (ir + i) * ldc + jr, t + i * 32, (size_t)nr * 4);
+    }
+  }
+  _tile_release();
+}
+
 #else  // no AMX: the fp32 engine
 void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
   const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
@@ -403,6 +560,31 @@ void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B
 
 
 bool bf16_amx_available() { return false; }
+
+void pack_b16_split(int64_t N, int64_t K, const BPacker& B, PackedB16Split* out) {
+  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
+  for (PackedB16* p : {&out->hi, &out->lo}) {
+    p->N = N;
+    p->K = K;
+    if (p->data.size() < (size_t)(np * 32 * kp)) p->data.resize((size_t)(np * 32 * kp));
+  }
+  std::vector<float> panel((size_t)(std::max<int64_t>(K, 1) * kNR));
+  for (int64_t p = 0; p < np; ++p) {
+    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
+    for (int64_t k = 0; k < kp; ++k)
+      for (int j = 0; j < 32; ++j) {
+        float h = 0.f, l = 0.f;
+        if (k < K) split_scalar(panel[k * kNR + j], &h, &l);
+        out->hi.data[b16_index(p * 32 + j, k, kp)] = f32_to_bf16(h);
+        out->lo.data[b16_index(p * 32 + j, k, kp)] = f32_to_bf16(l);
+      }
+  }
+}
+
+void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int64_t lda,
+                            const PackedB16Split& B, float* C, int64_t ldc) {
+  b16_split_scalar(M, n, k, A, lda, B, C, ldc);
+}
 
 void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                        const BPacker& B, float* C, int64_t ldc, bool accumulate) {

@@ -49,6 +49,21 @@ void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out);
 void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
                       int64_t ldc, bool accumulate);
 
+// Split operands: a = a_hi + a_lo, b = b_hi + b_lo (bf16 each, RNE, lo = the
+// rounded residual) and C = a_hi·b_hi + a_hi·b_lo + a_lo·b_hi — three AMX
+// products, none of them rounded: |C − A·B| ≤ (2^−16 + γ_K)·Σ_k|a_k||b_k|
+// (the dropped a_lo·b_lo and the two residuals are ≤ 2^−18 each; derivation in
+// linear_qsplit.h). fp32-class accuracy at about a third of the bf16 speed.
+struct PackedB16Split {
+  PackedB16 hi, lo;
+};
+void pack_b16_split(int64_t N, int64_t K, const BPacker& B, PackedB16Split* out);
+// C[M, n] (ldc) = A[M, k] (fp32, lda) · B[:k, :n] for the leading k ≤ B.K rows and
+// n ≤ B.N columns of the packed B (causal attention uses growing prefixes).
+// Serial, safe inside OpenMP regions; without AMX a scalar loop, same splits.
+void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int64_t lda,
+                            const PackedB16Split& B, float* C, int64_t ldc);
+
 // Scalar reference: A and B rounded to bf16 (RNE), products summed in double.
 void sgemm_bf16_ref(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                     const BPacker& B, float* C, int64_t ldc, bool accumulate);

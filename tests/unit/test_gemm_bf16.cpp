@@ -187,6 +187,34 @@ TEST(GemmBf16Extra, PrepackedBMatchesReference) {
   }
 }
 
+TEST(GemmBf16Extra, SplitProductMatchesExact) {
+  // pack_b16_split + sgemm_b16_split_serial on leading prefixes (n ≤ N columns,
+  // k ≤ K rows of B) vs the exact product in double. Bound (gemm_bf16.h):
+  // (2^−16 + 2(k+2)ε)·Σ|a||b|; a single bf16 product would be off by ~2^−8.
+  for (auto [M, N, K, n, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{72, 100, 64, 100, 64},
+                               {5, 33, 70, 20, 45}, {40, 64, 300, 64, 257}, {33, 130, 128, 97, 128}}) {
+    const int64_t ldc = n + 3;
+    auto A = test::random_floats((size_t)(M * k), 51, -3.f, 3.f);
+    auto Bt = test::random_floats((size_t)(N * K), 52, -3.f, 3.f);
+    gemm::PackedB16Split packed;
+    gemm::pack_b16_split(N, K, gemm::PackF32(Bt.data(), K, true), &packed);
+    std::vector<float> got((size_t)(M * ldc), NAN);
+    gemm::sgemm_b16_split_serial(M, n, k, A.data(), k, packed, got.data(), ldc);
+    double worst = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < n; ++j) {
+        double exact = 0, mag = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          exact += (double)A[m * k + i] * Bt[j * K + i];
+          mag += std::fabs((double)A[m * k + i] * Bt[j * K + i]);
+        }
+        const double tol = (std::ldexp(1.0, -16) + 2 * (k + 2) * std::ldexp(1.0, -24)) * mag * 1.01 + 1e-30;
+        worst = std::max(worst, std::fabs(got[m * ldc + j] - exact) / tol);
+      }
+    EXPECT_LE(worst, 1.0) << M << "x" << n << "x" << k;
+  }
+}
+
 TEST(GemmBf16Extra, SegmentAttentionBf16) {
   // Two segments (150 and 37 rows), 3 heads of 64. Inputs pre-rounded to bf16,
   // so Q·Kᵀ products are exact and the reference (double) sees the same

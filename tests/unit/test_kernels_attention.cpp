@@ -90,5 +90,50 @@ TEST(KernelsAttention, CausalGqaF16Cache) {
       }
 }
 
+// AttnPrecision::Split (prefill on AMX with split-bf16 products; fp32 where AMX-BF16
+// is missing, which the same tolerance covers): scores off by
+// ≤ scale·(2^−16 + 2(D+2)ε)·Σ|q||k|, so δ grows by the 2^−16 term; P·V adds
+// ≤ (2^−16 + 2(L+2)ε)·Σp|v| ≤ 2^−15·max|v|.
+TEST(KernelsAttention, CausalSplitPrefill) {
+  for (int D : {64, 128})
+    for (int group : {1, 2})
+      for (int64_t past : {0, 37, 300})
+        for (int64_t S : {5, 70, 130}) {
+          const int Hkv = 2, Hq = Hkv * group;
+          const int64_t ctx = past + S + 3;
+          const int64_t qs = Hq * D + 8, os = Hq * D + 4;
+          auto q = test::random_floats(S * qs, 11 + past + S, -2.f, 2.f);
+          auto k = test::random_floats(Hkv * ctx * D, 12, -2.f, 2.f);
+          auto v = test::random_floats(Hkv * ctx * D, 13);
+          std::vector<float> got(S * os, 0.f), want(S * os, 0.f);
+          const float scale = 1.f / std::sqrt((float)D);
+          attention_causal(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale, got.data(), os,
+                           AttnPrecision::Split);
+          attention_causal_ref(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale, want.data(), os);
+          const double delta = (std::ldexp(1.0, -16) + 2 * (D + 2) * kEps) * scale * D * 2 * 2;
+          const double tol = 2 * delta + std::ldexp(1.0, -15) + 2 * (past + S + 8) * kEps;
+          EXPECT_TRUE(test::AllClose(got, want, tol)) << "D=" << D << " Hq=" << Hq << " past=" << past << " S=" << S;
+          if (D == 128 && past == 300 && S == 130) {  // far tighter than bf16 (2^−8): the lo products are in
+            test::Diff d = test::compare(got.data(), want.data(), (int64_t)got.size());
+            EXPECT_LT(d.max_abs, 1e-4);
+          }
+        }
+  // fp16 cache: converted to fp32 once, then the same split path.
+  const int D = 128, Hkv = 2, Hq = 4;
+  const int64_t past = 40, S = 90, ctx = past + S;
+  auto q = test::random_floats(S * Hq * D, 21, -2.f, 2.f);
+  auto kf = test::random_floats(Hkv * ctx * D, 22, -2.f, 2.f), vf = test::random_floats(Hkv * ctx * D, 23);
+  std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+  f32_to_f16_row(kf.data(), kh.data(), (int64_t)kf.size());
+  f32_to_f16_row(vf.data(), vh.data(), (int64_t)vf.size());
+  KVBlock kv{kh.data(), vh.data(), ctx, DType::F16};
+  std::vector<float> got(S * Hq * D), want(S * Hq * D);
+  const float scale = 1.f / std::sqrt((float)D);
+  attention_causal(q.data(), Hq * D, S, Hq, Hkv, D, kv, past, scale, got.data(), Hq * D, AttnPrecision::Split);
+  attention_causal_ref(q.data(), Hq * D, S, Hq, Hkv, D, kv, past, scale, want.data(), Hq * D);
+  const double delta = (std::ldexp(1.0, -16) + 2 * (D + 2) * kEps) * scale * D * 2 * 2;
+  EXPECT_TRUE(test::AllClose(got, want, 2 * delta + std::ldexp(1.0, -15) + 2 * (ctx + 8) * kEps)) << "f16 cache";
+}
+
 }  // namespace
 }  // namespace qvl
