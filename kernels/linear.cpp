@@ -114,6 +114,7 @@ template <class Tag, int MR>
 void gemv_kn(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int64_t n0,
              int64_t n1, float* Y) {
   constexpr int64_t kSlab = 16;
+  const bool ahead = (n1 - n0) * (int64_t)sizeof(typename Tag::T) <= 16384;
   for (int m = 0; m < MR; ++m)
     for (int64_t n = n0; n < n1; ++n) Y[m * N + n] = 0.f;
   for (int64_t k0 = 0; k0 < K; k0 += kSlab) {
@@ -130,6 +131,13 @@ void gemv_kn(const float* X, const typename Tag::T* W, int64_t K, int64_t N, int
         const typename Tag::T* w = W + k * N + n;
         prefetch_ahead<Tag>(w);
         if constexpr (sizeof(typename Tag::T) == 4) prefetch_ahead<Tag>(w + 16);
+        // The same columns one slab further down, towards L2: short rows (a
+        // thread's share of N) would otherwise start every slab cold. Long
+        // rows (lm_head) are streamed well already; a slab ahead would be MBs.
+        if (ahead && k + kSlab < K) {
+          _mm_prefetch((const char*)(w + kSlab * N), _MM_HINT_T1);
+          if constexpr (sizeof(typename Tag::T) == 4) _mm_prefetch((const char*)(w + kSlab * N + 16), _MM_HINT_T1);
+        }
         __m512 w0 = load16<Tag>(w), w1 = load16<Tag>(w + 16);
         for (int m = 0; m < MR; ++m) {
           __m512 xv = _mm512_set1_ps(X[m * K + k]);
