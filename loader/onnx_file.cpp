@@ -117,6 +117,10 @@ std::unique_ptr<Mapping> map_file(const std::string& path, const std::string& sh
       throw Error(shown + ": mmap failed (" + std::strerror(e) + ")");
     }
     m->base = p;
+    // Start reading the file into the page cache now (asynchronous readahead):
+    // sparse readers such as the embedding table would otherwise fault one row
+    // at a time from disk (~1 ms per decode token on a cold 1.2 GB table).
+    madvise(p, m->size, MADV_WILLNEED);
   }
   ::close(fd);
   return m;
