@@ -4,7 +4,7 @@
 //          tiles, or from kVnniGemmMinRows rows the panel GEMM of linear_qgemm.cpp)
 //   eng 2: fp32 GEMM engine, weights dequantized while packing (QuantCompute::F32)
 //   eng 3 / 4: AMX / VNNI with Int16 activations
-//   eng 5 / 6: AMX bf16 with split operands, 2 / 3 products (linear_q_split,
+//   eng 5 / 6 / 7: AMX bf16 with split operands, 2 / 3 / 1 products (linear_q_split,
 //          kernels/linear_qsplit.cpp: no activation quantization)
 // Counter GOP/s = 2·M·N·K / time. Symmetric weights (default zero point), fp32
 // scales. The last argument is the thread count. Run (report medians):
@@ -39,6 +39,7 @@ void run(int eng, const float* X, int64_t M, const LinearWeight& W, float* Y) {
     case 2: linear_quant(X, M, W, Y, QuantCompute::F32); break;
     case 5: linear_q_split(X, M, W, Y, 2); break;
     case 6: linear_q_split(X, M, W, Y, 3); break;
+    case 7: linear_q_split(X, M, W, Y, 1); break;
     default:  // the VNNI kernel itself (linear_quant would send Int16 at large M to fp32)
       set_amx_enabled(false);
       linear_qi8(X, M, W, Y, eng == 4 ? 16 : 8);
@@ -50,7 +51,7 @@ void run(int eng, const float* X, int64_t M, const LinearWeight& W, float* Y) {
 void BM_QuantGemm(benchmark::State& st) {
   const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
   const int eng = (int)st.range(5);
-  if ((eng == 0 || eng == 3 || eng == 5 || eng == 6) && !amx_available()) {
+  if ((eng == 0 || eng == 3 || eng == 5 || eng == 6 || eng == 7) && !amx_available()) {
     st.SkipWithError("AMX not available");
     return;
   }
@@ -70,7 +71,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
   for (int t : {1, 2})
     for (int64_t M : {128, 512})
       for (auto kn : {std::pair<int64_t, int64_t>{2048, 6144}, {6144, 2048}, {2048, 2048}})
-        for (int eng : {0, 1, 2, 3, 5, 6}) b->Args({kn.first, kn.second, 32, M, 4, eng, t});
+        for (int eng : {0, 1, 2, 3, 5, 6, 7}) b->Args({kn.first, kn.second, 32, M, 4, eng, t});
   // Other formats at the MLP up shape, M = 512, 2 threads: block 128, Q8, Int16.
   for (int eng : {0, 1}) {
     b->Args({2048, 6144, 128, 512, 4, eng, 2});
@@ -82,7 +83,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
 void Threshold(benchmark::internal::Benchmark* b) {
   for (int t : {1, 2})
     for (int64_t M : {5, 6, 8, 10, 12, 16, 24, 32, 48, 64})
-      for (int eng : {0, 1, 3, 4, 5, 6}) b->Args({2048, 6144, 32, M, 4, eng, t});
+      for (int eng : {0, 1, 3, 4, 5, 6, 7}) b->Args({2048, 6144, 32, M, 4, eng, t});
 }
 
 BENCHMARK(BM_QuantGemm)

@@ -53,10 +53,10 @@ void linear(const float* X, int64_t M, const LinearWeight& W, float* Y);
 // Integer engines by rows M: register tiles (decode, M small), the VNNI panel
 // GEMM (linear_qgemm.h, M ≥ 10), AMX tiles where available (linear_qamx.h,
 // M ≥ 32 Int8 / 16 Int16); all compute the same integer sums. With AMX-BF16,
-// prefill from 64 rows (Int16) / 128 rows (Int8) instead runs the split-bf16
+// prefill from 64 rows (Int16) / 32 rows (Int8) instead runs the split-bf16
 // engine (linear_qsplit.h), whose error is below each mode's integer bound:
-// Int16 → 3 products, ≤ 2^−16·Σ|x||w|; Int8 → activations rounded to bf16,
-// weights exact, ≤ 2^−9·Σ|x||w|.
+// Int16 → 3 products, ≤ 2^−16·Σ|x||w|; Int8 → activations and weights rounded
+// to bf16, ≤ (2^−8 + 2^−18)·|x||w| per term (< max|x_block|/254·|w|).
 //   F32:   weights dequantized in registers, fp32 activations (fp32 rounding only).
 enum class QuantCompute { Int8, F32, Int16 };
 void set_quant_compute(QuantCompute mode);

@@ -407,9 +407,9 @@ constexpr int64_t kInt16MaxRows = 128;
 // Int16 AMX tiles save (Q4 block 32, 2048 → 6144, 2 threads: M 32: 2.2 vs 1.9 ms,
 // M 64: 2.9 vs 3.0 ms, M 512: 15.2 vs 20.0 ms; bench/bench_amx.cpp eng 3 vs 6).
 constexpr int64_t kSplitMinRows = 64;
-// The same for 2 products against the Int8 AMX tiles (M 64: 2.4 vs 2.4 ms, M 128:
-// 3.5 vs 3.6 ms, M 512: 10.6 vs 12.8 ms; eng 0 vs 5).
-constexpr int64_t kSplitMinRowsInt8 = 128;
+// The same for 1 product against the Int8 AMX tiles (M 16: 1.15 vs 1.12 ms, M 32:
+// 1.36 vs 1.52 ms, M 512: 7.6 vs 12.2 ms; eng 0 vs 7).
+constexpr int64_t kSplitMinRowsInt8 = 32;
 static QuantCompute g_quant_compute = QuantCompute::F32;
 
 void set_quant_compute(QuantCompute mode) { g_quant_compute = mode; }
@@ -443,9 +443,9 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
   // Int16 prefill on AMX bf16: split operands, 3 products (linear_qsplit.h) — more
   // accurate than the 15-bit integer scheme and ~1.3x faster from kSplitMinRows rows.
   if (mode == QuantCompute::Int16 && M >= kSplitMinRows && linear_q_split(X, M, W, Y, 3)) return;
-  // Int8 prefill: 2 products (weights exact, activations rounded to bf16: error
-  // ≤ 2^−9·|x| per activation, below the 8-bit scheme's max|x_block|/254).
-  if (mode == QuantCompute::Int8 && M >= kSplitMinRowsInt8 && linear_q_split(X, M, W, Y, 2)) return;
+  // Int8 prefill: 1 product, weights and activations rounded to bf16: error per
+  // term ≤ (2^−8 + 2^−18)·|x||w|, below the 8-bit scheme's max|x_block|/254·|w|.
+  if (mode == QuantCompute::Int8 && M >= kSplitMinRowsInt8 && linear_q_split(X, M, W, Y, 1)) return;
   // Int16 above kInt16MaxRows rows without AMX and the VNNI GEMM takes the exact fp32 GEMM (faster there).
   const bool int_path = mode == QuantCompute::Int8 || (mode == QuantCompute::Int16 && (M <= kInt16MaxRows || W.block_size <= 256 ||
                                                                                        (amx_available() && amx_enabled())));

@@ -31,7 +31,7 @@ inline void split_bf16(float v, uint16_t* hi, uint16_t* lo) {
 }  // namespace
 
 void linear_q_split_ref(const float* X, int64_t M, const LinearWeight& W, float* Y, int terms) {
-  QVL_CHECK(terms == 2 || terms == 3, "linear_q_split_ref: terms %d (need 2|3)", terms);
+  QVL_CHECK(terms >= 1 && terms <= 3, "linear_q_split_ref: terms %d (need 1|2|3)", terms);
   std::vector<float> w(W.K), wh(W.K), wl(W.K);
   for (int64_t n = 0; n < W.N; ++n) {
     dequantize_row(W, n, w.data());
@@ -47,7 +47,8 @@ void linear_q_split_ref(const float* X, int64_t M, const LinearWeight& W, float*
         uint16_t h, l;
         split_bf16(x[k], &h, &l);
         const double a = bf16_to_f32(h), al = bf16_to_f32(l);
-        acc += a * wh[k] + a * wl[k];
+        acc += a * wh[k];
+        if (terms >= 2) acc += a * wl[k];
         if (terms == 3) acc += al * wh[k];
       }
       Y[m * W.N + n] = (float)acc + (W.bias ? W.bias[n] : 0.f);
@@ -187,7 +188,7 @@ inline void unpack_step(const LinearWeight& W, const uint8_t* row, const float* 
                                       _mm256_and_si256(_mm256_slli_epi16(w, 4), _mm256_set1_epi16(0x0f00)));
     const __m512i idx = _mm512_cvtepu8_epi16(q);
     _mm512_store_si512(hi, _mm512_permutexvar_epi16(idx, tab));
-    _mm512_store_si512(lo, _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(16)), tab));
+    if (lo) _mm512_store_si512(lo, _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16(16)), tab));
     return;
   }
   __m512 a, b;
@@ -205,13 +206,13 @@ inline void unpack_step(const LinearWeight& W, const uint8_t* row, const float* 
   }
   const __m512i h = split_hi(a, b);
   _mm512_store_si512(hi, h);
-  _mm512_store_si512(lo, split_lo(a, b, h));
+  if (lo) _mm512_store_si512(lo, split_lo(a, b, h));
 }
 
 // Steps [s0, s1) of panel n0 into wp (step s at wp + (s − s0)·4·kTile). Rows are
 // walked 8 steps at a time so the lines being written (4 KB apart within a row)
 // spread over all L1 sets instead of thrashing one.
-void unpack_panel(const LinearWeight& W, int64_t s0, int64_t s1, int64_t n0, uint16_t* wp, Panels* p) {
+void unpack_panel(const LinearWeight& W, int64_t s0, int64_t s1, int64_t n0, uint16_t* wp, bool with_lo, Panels* p) {
   const int64_t kb = W.k_blocks(), row_bytes = kb * quant::blob_bytes(W), zrb = quant::zp_row_bytes(W);
   const int64_t rows = std::min<int64_t>(kPanel, W.N - n0), ks = kb + 16;
   grow(p->srow, kPanel * ks);
@@ -238,7 +239,7 @@ void unpack_panel(const LinearWeight& W, int64_t s0, int64_t s1, int64_t n0, uin
       const uint8_t* row = static_cast<const uint8_t*>(W.data) + (n0 + rr) * row_bytes;
       const float *sr = p->srow.data() + rr * ks, *zr = p->zrow.data() + rr * ks;
       for (int64_t s = sb; s < se; ++s)
-        unpack_step(W, row, sr, zr, s, d + (s - s0) * 4 * kTile, d + (s - s0) * 4 * kTile + 2 * kTile);
+        unpack_step(W, row, sr, zr, s, d + (s - s0) * 4 * kTile, with_lo ? d + (s - s0) * 4 * kTile + 2 * kTile : nullptr);
     }
   }
 }
@@ -247,6 +248,17 @@ void unpack_panel(const LinearWeight& W, int64_t s0, int64_t s1, int64_t n0, uin
 // plane hi; plane lo at + lo_off when T = 3) against A tiles at a (hi) / a + 2·kTile (lo).
 template <int T>
 inline void kstep(const uint16_t* a, const uint16_t* x0, const uint16_t* x1, int64_t lo_off) {
+  if constexpr (T == 1) {  // x_hi · w_hi only
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a + kTile, 64);
+    _tile_loadd(6, x0, 64);
+    _tile_loadd(7, x1, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+    return;
+  }
   _tile_loadd(4, a + 2 * kTile, 64);  // w_lo
   _tile_loadd(5, a + 3 * kTile, 64);
   _tile_loadd(6, x0, 64);  // x_hi
@@ -346,7 +358,7 @@ bool linear_q_split(const float* X, int64_t M, const LinearWeight& W, float* Y, 
   if (!amx_enabled() || !amx_bf16_ok()) return false;
   const int bs = W.block_size;
   if ((W.kind != WeightKind::Q4 && W.kind != WeightKind::Q8) || (W.bits != 4 && W.bits != 8) || bs < 16 ||
-      (bs & (bs - 1)) != 0 || (terms != 2 && terms != 3) || W.K <= 0)
+      (bs & (bs - 1)) != 0 || (terms < 1 || terms > 3) || W.K <= 0)
     return false;
   if (M <= 0 || W.N <= 0) return true;
   thread_local SplitX xbuf;  // the caller's; workers read it through qp
@@ -370,9 +382,11 @@ bool linear_q_split(const float* X, int64_t M, const LinearWeight& W, float* Y, 
         const int np = (int)std::min<int64_t>(group, (ne - n0 + kPanel - 1) / kPanel);
         for (int64_t s0 = 0; s0 < S; s0 += cs) {
           const int64_t s1 = std::min(S, s0 + cs);
-          for (int g = 0; g < np; ++g) unpack_panel(W, s0, s1, n0 + g * kPanel, p.wp.data() + g * (s1 - s0) * 4 * kTile, &p);
+          for (int g = 0; g < np; ++g) unpack_panel(W, s0, s1, n0 + g * kPanel, p.wp.data() + g * (s1 - s0) * 4 * kTile, terms >= 2, &p);
           if (terms == 3)
             run_group<3>(q, W, M, n0, np, s0, s1, p.wp.data(), p.acc.data(), Y);
+          else if (terms == 1)
+            run_group<1>(q, W, M, n0, np, s0, s1, p.wp.data(), p.acc.data(), Y);
           else
             run_group<2>(q, W, M, n0, np, s0, s1, p.wp.data(), p.acc.data(), Y);
         }

@@ -5,6 +5,9 @@
 //   products with 4-bit q have ≤ 15 significant bits); x = x_hi + x_lo + r_x
 //   likewise. tdpbf16ps multiplies bf16 pairs exactly and accumulates in fp32
 //   over the whole K, so the per-block scale is already inside each product.
+//     terms 1: Y = x_hi·w_hi                     — both rounded to bf16:
+//              |Y − X·Wᵀ| ≤ (2^−8 + 2^−18 + γ_K)·Σ_k|x_k||w_k|, per element below
+//              the Int8 scheme's max|x_block|/254·|w| (1/254 > 2^−8 + 2^−18)
 //     terms 2: Y = x_hi·(w_hi + w_lo)            — the file's weights, activations
 //              rounded to bf16: |Y − X·Wᵀ| ≤ (2^−9 + 2^−17 + γ_K)·Σ_k|x_k||w_k|
 //     terms 3: Y = x_hi·(w_hi + w_lo) + x_lo·w_hi — x_lo·w_lo (≤ 2^−18) and the
@@ -27,7 +30,7 @@
 namespace qvl {
 
 // Y[M,N] = X[M,K]·Wᵀ (+bias) for a Q4/Q8 weight (bits 4|8, block a power of
-// two ≥ 16). terms: 2 or 3 (above). Returns false and does nothing when AMX
+// two ≥ 16). terms: 1, 2 or 3 (above). Returns false and does nothing when AMX
 // bf16 is not available / switched off (set_amx_enabled) or the weight is not
 // supported, so the caller keeps another path.
 bool linear_q_split(const float* X, int64_t M, const LinearWeight& W, float* Y, int terms);
