@@ -80,4 +80,11 @@ class Buffer {
   size_t n_ = 0;
 };
 
+// Grow-only resize: scratch buffers reused across calls of different sizes
+// (layers alternate K) without reallocating and faulting fresh pages each time.
+template <typename T>
+void grow(Buffer<T>& b, size_t n) {
+  if (b.size() < n) b.resize(n);
+}
+
 }  // namespace qvl

@@ -24,6 +24,8 @@
 #define QVL_AMX_BF16 1
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "kernels/amx_tiles.h"
 #endif
 
 namespace qvl::gemm {
@@ -109,22 +111,6 @@ bool request_amx() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-// 64-byte tile configuration: palette 1, all 8 tiles 16 rows × 64 bytes.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0, reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-void configure_tiles() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  _tile_loadconfig(&cfg);
-}
-
 // RNE fp32 → bf16 in the upper 16 bits of each lane (lower bits garbage);
 // NaN becomes a quiet NaN.
 inline __m512i rne_hi(__m512 x) {
@@ -144,9 +130,15 @@ inline __m512i vnni_pair(__m512 k0, __m512 k1) {
                          _mm512_and_si512(rne_hi(k1), _mm512_set1_epi32((int)0xffff0000u)));
 }
 
+// bf16 of x (RNE) back in fp32: the hi part of a split.
+inline __m512 hi_part(__m512 x) {
+  return _mm512_castsi512_ps(_mm512_and_si512(rne_hi(x), _mm512_set1_epi32((int)0xffff0000u)));
+}
+
 // fp32 panel P[kc][32] → two VNNI tiles per k-step: dst[(t·ks + s)·512 + r·32 + 2c + {0,1}]
-// = P[32s + 2r + {0,1}][16t + c]; k ≥ kc zero. ks = ceil(kc / 32).
-void panel_to_vnni(const float* P, int kc, uint16_t* dst) {
+// = P[32s + 2r + {0,1}][16t + c]; k ≥ kc zero. ks = ceil(kc / 32). With dst_lo, the
+// residuals P − bf16(P) go there in the same layout (split operands).
+void panel_to_vnni(const float* P, int kc, uint16_t* dst, uint16_t* dst_lo = nullptr) {
   const int ks = (kc + 31) / 32;
   const __m512 z = _mm512_setzero_ps();
   for (int s = 0; s < ks; ++s)
@@ -155,7 +147,10 @@ void panel_to_vnni(const float* P, int kc, uint16_t* dst) {
       for (int t = 0; t < 2; ++t) {
         const __m512 a = k < kc ? _mm512_load_ps(P + (int64_t)k * kNR + 16 * t) : z;
         const __m512 b = k + 1 < kc ? _mm512_load_ps(P + (int64_t)(k + 1) * kNR + 16 * t) : z;
-        _mm512_store_si512((__m512i*)(dst + ((int64_t)t * ks + s) * 512 + r * 32), vnni_pair(a, b));
+        const int64_t o = ((int64_t)t * ks + s) * 512 + r * 32;
+        _mm512_store_si512((__m512i*)(dst + o), vnni_pair(a, b));
+        if (dst_lo)
+          _mm512_store_si512((__m512i*)(dst_lo + o), vnni_pair(_mm512_sub_ps(a, hi_part(a)), _mm512_sub_ps(b, hi_part(b))));
       }
     }
 }
@@ -164,14 +159,18 @@ void panel_to_vnni(const float* P, int kc, uint16_t* dst) {
 //   dst[((i/16)·ks + k/32)·512 + (i%16)·32 + k%32],  ks = ceil(K/32),
 // so each A tile (16 rows × 32 k) is 1 KB contiguous (tile loads with a 64-byte
 // stride, no cache-set conflicts). Zero padded in k and in rows M .. r1−1;
-// rows [r0, r1) only (r0, r1 multiples of 16).
+// rows [r0, r1) only (r0, r1 multiples of 16). With dst_lo, the residuals
+// A − bf16(A) go there in the same layout (split operands).
 void pack_a_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t r0, int64_t r1,
-                 uint16_t* dst) {
+                 uint16_t* dst, uint16_t* dst_lo = nullptr) {
   const int64_t ks = (K + 31) / 32;
   for (int64_t i = r0; i < r1; ++i) {
-    uint16_t* d = dst + (i / 16) * ks * 512 + (i % 16) * 32;
+    const int64_t o = (i / 16) * ks * 512 + (i % 16) * 32;
+    uint16_t* d = dst + o;
     if (i >= M) {
       for (int64_t s = 0; s < ks; ++s) std::memset(d + s * 512, 0, 64);
+      if (dst_lo)
+        for (int64_t s = 0; s < ks; ++s) std::memset(dst_lo + o + s * 512, 0, 64);
       continue;
     }
     const float* src = A + i * lda;
@@ -188,6 +187,10 @@ void pack_a_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t r0, 
       }
       _mm256_storeu_si256((__m256i*)(d + s * 512), to_bf16(lo));
       _mm256_storeu_si256((__m256i*)(d + s * 512 + 16), to_bf16(hi));
+      if (dst_lo) {
+        _mm256_storeu_si256((__m256i*)(dst_lo + o + s * 512), to_bf16(_mm512_sub_ps(lo, hi_part(lo))));
+        _mm256_storeu_si256((__m256i*)(dst_lo + o + s * 512 + 16), to_bf16(_mm512_sub_ps(hi, hi_part(hi))));
+      }
     }
   }
 }
@@ -236,52 +239,6 @@ void micro_edge(int ks, const uint16_t* a, int64_t a1off, const uint16_t* bp, fl
   }
   micro_32x32(ks, a, a1off, bp, t, 32, acc);
   for (int i = 0; i < mr; ++i) std::memcpy(C + i * ldc, t + i * 32, (size_t)nr * 4);
-}
-
-// bf16 of x (RNE) back in fp32: the hi part of a split.
-inline __m512 hi_part(__m512 x) {
-  return _mm512_castsi512_ps(_mm512_and_si512(rne_hi(x), _mm512_set1_epi32((int)0xffff0000u)));
-}
-
-// panel_to_vnni for split operands: hi pairs into dh, residual pairs into dl.
-void panel_to_vnni_split(const float* P, int kc, uint16_t* dh, uint16_t* dl) {
-  const int ks = (kc + 31) / 32;
-  const __m512 z = _mm512_setzero_ps();
-  for (int s = 0; s < ks; ++s)
-    for (int r = 0; r < 16; ++r) {
-      const int k = 32 * s + 2 * r;
-      for (int t = 0; t < 2; ++t) {
-        const __m512 a = k < kc ? _mm512_load_ps(P + (int64_t)k * kNR + 16 * t) : z;
-        const __m512 b = k + 1 < kc ? _mm512_load_ps(P + (int64_t)(k + 1) * kNR + 16 * t) : z;
-        const int64_t o = ((int64_t)t * ks + s) * 512 + r * 32;
-        _mm512_store_si512((__m512i*)(dh + o), vnni_pair(a, b));
-        _mm512_store_si512((__m512i*)(dl + o), vnni_pair(_mm512_sub_ps(a, hi_part(a)), _mm512_sub_ps(b, hi_part(b))));
-      }
-    }
-}
-
-// pack_a_rows for split operands (all rows [0, mp)): hi tiles into dh, lo into dl.
-void pack_a_rows_split(const float* A, int64_t lda, int64_t M, int64_t K, int64_t mp, uint16_t* dh,
-                       uint16_t* dl) {
-  const int64_t ks = (K + 31) / 32;
-  for (int64_t i = 0; i < mp; ++i) {
-    const int64_t o = (i / 16) * ks * 512 + (i % 16) * 32;
-    for (int64_t s = 0; s < ks; ++s) {
-      const int64_t k = s * 32;
-      __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
-      if (i < M) {
-        const float* src = A + i * lda + k;
-        const int64_t r = K - k;
-        x0 = _mm512_maskz_loadu_ps((__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1), src);
-        x1 = _mm512_maskz_loadu_ps((__mmask16)(r >= 32 ? 0xffff : r <= 16 ? 0 : (1u << (r - 16)) - 1), src + 16);
-      }
-      uint16_t *h = dh + o + s * 512, *l = dl + o + s * 512;
-      _mm256_storeu_si256((__m256i*)h, to_bf16(x0));
-      _mm256_storeu_si256((__m256i*)(h + 16), to_bf16(x1));
-      _mm256_storeu_si256((__m256i*)l, to_bf16(_mm512_sub_ps(x0, hi_part(x0))));
-      _mm256_storeu_si256((__m256i*)(l + 16), to_bf16(_mm512_sub_ps(x1, hi_part(x1))));
-    }
-  }
 }
 
 // C[32 × 32] (ldc floats) = split product over ks k-steps: A tiles ah / al (upper
@@ -384,7 +341,7 @@ void range_amx(int64_t M, int64_t N, int64_t K, const uint16_t* Ap, const BPacke
 void range_tiles(int64_t M, int64_t N, int64_t K, const uint16_t* Ap, const BPacker& B,
                  int64_t n_off, float* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  configure_tiles();
+  amx::configure_16x64();
   range_amx(M, N, K, Ap, B, n_off, C, ldc, accumulate);
   _tile_release();
 }
@@ -478,7 +435,7 @@ void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B
   Buffer<uint16_t>& a = scratch().a;
   if (a.size() < (size_t)(mp * kp)) a.resize((size_t)(mp * kp));
   pack_a_rows(A, lda, M, K, 0, mp, a.data());
-  configure_tiles();
+  amx::configure_16x64();
   for (int64_t jr = 0; jr < N; jr += 32) {
     const int nr = (int)std::min<int64_t>(32, N - jr);
     const uint16_t* bp = B.data.data() + jr * kp;
@@ -503,7 +460,7 @@ void pack_b16_split(int64_t N, int64_t K, const BPacker& B, PackedB16Split* out)
   if (panel.size() < (size_t)(kp * kNR)) panel.resize((size_t)(kp * kNR));
   for (int64_t p = 0; p < np; ++p) {
     if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
-    panel_to_vnni_split(panel.data(), (int)K, out->hi.data.data() + p * 32 * kp, out->lo.data.data() + p * 32 * kp);
+    panel_to_vnni(panel.data(), (int)K, out->hi.data.data() + p * 32 * kp, out->lo.data.data() + p * 32 * kp);
   }
 }
 
@@ -518,8 +475,8 @@ void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int
   Scratch& sc = scratch();
   if (sc.a.size() < (size_t)(mp * kpa)) sc.a.resize((size_t)(mp * kpa));
   if (sc.a2.size() < (size_t)(mp * kpa)) sc.a2.resize((size_t)(mp * kpa));
-  pack_a_rows_split(A, lda, M, k, mp, sc.a.data(), sc.a2.data());
-  configure_tiles();
+  pack_a_rows(A, lda, M, k, 0, mp, sc.a.data(), sc.a2.data());
+  amx::configure_16x64();
   alignas(64) float t[32 * 32];
   for (int64_t jr = 0; jr < n; jr += 32) {
     const int nr = (int)std::min<int64_t>(32, n - jr);

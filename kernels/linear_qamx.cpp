@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/base.h"
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
@@ -59,28 +60,13 @@ constexpr int64_t kPanel = 32;             // weight rows per panel (two A tiles
 constexpr int64_t kActBudget = 4096 << 10;  // bytes of quantized activations per M block
 constexpr int64_t kChunk = 1024;             // K values per chunk of a weight panel (8 KB, L1)
 
-// Scratch buffers only grow: the layers of a model alternate K (2048 / 6144)
-// and reallocating megabytes per call would fault fresh pages every time.
-template <class T>
-void grow(Buffer<T>& b, size_t n) {
-  if (b.size() < n) b.resize(n);
-}
-
-struct TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64, "AMX palette-1 config is 64 bytes");
-
 // Tiles 0-3: int32 C (16×16); 4-5: A weights (16 × kt bytes); 6-7: B activations.
 void configure_tiles(int kt) {
-  TileConfig c;
+  amx::TileConfig c;
   for (int t = 0; t < 4; ++t) c.rows[t] = 16, c.colsb[t] = 64;
   for (int t = 4; t < 6; ++t) c.rows[t] = 16, c.colsb[t] = (uint16_t)kt;
   for (int t = 6; t < 8; ++t) c.rows[t] = (uint8_t)(kt / 4), c.colsb[t] = 64;
-  _tile_loadconfig(&c);
+  amx::load_config(c);
 }
 
 struct Geo {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/base.h"
 #include "kernels/cpu.h"
 #include "kernels/dtype.h"
@@ -64,26 +65,6 @@ constexpr int64_t kPanel = 32;  // weight rows per panel (two A tiles)
 constexpr int64_t kGroupBytes = 1 << 20;  // unpacked panel chunks per group (L2)
 constexpr int64_t kChunkSteps = 64;        // k steps per chunk (2048 values): larger K is split
 constexpr int64_t kTile = 512;  // bf16 elements per tile (16 rows × 64 bytes)
-
-template <class T>
-void grow(Buffer<T>& b, size_t n) {
-  if (b.size() < n) b.resize(n);
-}
-
-struct TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Every tile 16 rows × 64 bytes: 0-3 C (fp32), 4-5 A (weights), 6-7 B (activations).
-void configure_tiles() {
-  TileConfig c;
-  for (int t = 0; t < 8; ++t) c.rows[t] = 16, c.colsb[t] = 64;
-  asm volatile("" : : "r"(&c) : "memory");
-  _tile_loadconfig(&c);
-}
 
 // bf16 (in the low 16 bits of each dword of h) back to fp32.
 inline __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
@@ -377,7 +358,7 @@ bool linear_q_split(const float* X, int64_t M, const LinearWeight& W, float* Y, 
     int64_t nb, ne;
     bool configured = false;
     while (work.pop(&nb, &ne)) {
-      if (!configured) configure_tiles(), configured = true;
+      if (!configured) amx::configure_16x64(), configured = true;
       for (int64_t n0 = nb; n0 < ne; n0 += group * kPanel) {
         const int np = (int)std::min<int64_t>(group, (ne - n0 + kPanel - 1) / kPanel);
         for (int64_t s0 = 0; s0 < S; s0 += cs) {
