@@ -290,10 +290,17 @@ __attribute__((noinline)) void tile_m1(const Geometry& gm, const QuantX& qx, con
   // the 2B decode layer sequence (2 threads, cold weights): 19.9 GB/s with the
   // L1 hint alone, 22 GB/s with both; the hardware prefetcher alone gives ~11.
   const int64_t pf_ahead = NR * gm.row_bytes;
+  // The scales of the tile after next (rows are consecutive, so its NR scale rows
+  // are one contiguous block), spread over the groups: without it every tile's
+  // prologue waits on a demand miss of its scales.
+  const int64_t sbytes = NR * kb * (SD == 0 ? 4 : 2);
+  const char* spf = static_cast<const char*>(rows[0].s) + 2 * sbytes;
+  const int64_t spf_step = (sbytes + 64 * gm.G - 1) / (64 * gm.G) * 64;
   // One 64-byte group of every row; MASKED only for a partial last group.
   auto group = [&](int64_t g, auto masked) {
     const int64_t b0 = gm.block0(g);
     const int8_t* xg = x + g * XG;
+    for (int64_t o = g * spf_step; o < std::min(sbytes, (g + 1) * spf_step); o += 64) _mm_prefetch(spf + o, _MM_HINT_T0);
 #pragma GCC unroll 8
     for (int i = 0; i < NR; ++i) {
       const uint8_t* wp = rows[i].w + g * 64;
