@@ -148,7 +148,14 @@ static void softmax_row(float* p, int64_t n) {
 }
 
 void softmax(float* x, int64_t rows, int64_t n) {
-#pragma omp parallel for schedule(static) if (rows * n >= kParallelMin && rows > 1)
+  // Small cases stay outside any OpenMP construct: attention calls this per row
+  // inside its own parallel region, where even an if(false) region builds a
+  // nested team (futex system calls, ~10 µs each under a hypervisor).
+  if (rows * n < kParallelMin || rows == 1) {
+    for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * n, n);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * n, n);
 }
 

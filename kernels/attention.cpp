@@ -172,10 +172,15 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
   while (chunk > 64 && (int64_t)Hkv * ((L + chunk - 1) / chunk) < 2 * nt) chunk /= 2;
   const int64_t nch = (L + chunk - 1) / chunk;
   const int64_t items = (int64_t)Hkv * nch;
-  Buffer<float> part(items * R * (D + 2));  // per item, per row: m, l, o[D]
+  // Scratch is thread-local and grow-only: a fresh heap block per call costs page
+  // faults (expensive under a hypervisor) on every layer.
+  static thread_local Buffer<float> part_own;  // per item, per row: m, l, o[D]
+  grow(part_own, items * R * (D + 2));
+  Buffer<float>& part = part_own;
 #pragma omp parallel num_threads(nt)
   {
-    Buffer<float> sc(R * chunk);
+    static thread_local Buffer<float> sc;
+    grow(sc, R * chunk);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int kvh = (int)(it / nch);
@@ -378,7 +383,8 @@ bool causal_split(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, 
   }
 #pragma omp parallel
   {
-    Buffer<float> sc(qb * n + 16);
+    static thread_local Buffer<float> sc;
+    grow(sc, qb * n + 16);
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t blk = nblk - 1; blk >= 0; --blk)  // longest rows first
       for (int h = 0; h < Hq; ++h) {
@@ -444,7 +450,8 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
   const int64_t nblk = (S + qb - 1) / qb;
 #pragma omp parallel
   {
-    Buffer<float> sc(qb * (past + S));
+    static thread_local Buffer<float> sc;
+    grow(sc, qb * (past + S));
     std::vector<int64_t> lim(qb);
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t blk = nblk - 1; blk >= 0; --blk)  // longest rows first
@@ -480,7 +487,8 @@ static void segments_bf16(const float* q, const float* k, const float* v, int64_
   const int64_t qb = query_block(maxlen);
 #pragma omp parallel
   {
-    Buffer<float> sc(qb * maxlen + 16);
+    static thread_local Buffer<float> sc;
+    grow(sc, qb * maxlen + 16);
     gemm::PackedB16 kt, vb;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < (int64_t)nseg * H; ++t) {
@@ -523,7 +531,8 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
   }
 #pragma omp parallel
   {
-    Buffer<float> sc(qb * maxlen + 16);
+    static thread_local Buffer<float> sc;
+    grow(sc, qb * maxlen + 16);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < n_items; ++t) {
       const Item& it = items[t / H];
