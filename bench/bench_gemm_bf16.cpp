@@ -1,11 +1,14 @@
-// bf16 AMX GEMM vs qvl's fp32 engine vs OpenBLAS sgemm at the Qwen3-VL-2B
-// vision shapes (784 patches = one 448² image, 3136 = one 896² image; hidden
-// 1024, qkv 3072, MLP 4096), fp32 B [K, N], plus the Q4 weight path of
+// bf16 GEMM (gemm::sgemm_bf16: AMX, or AVX512-BF16 vdpbf16ps without AMX; the
+// label names the engine) vs qvl's fp32 engine vs OpenBLAS sgemm at the
+// Qwen3-VL-2B vision shapes (784 patches = one 448² image, 3136 = one 896²
+// image; hidden 1024, qkv 3072, MLP 4096) and a text prefill shape (512 tokens,
+// hidden 2048, gate+up 6144), fp32 B [K, N], plus the Q4 weight path of
 // linear() (fp32 engine vs BF16 mode vs Int16 activations). GFLOP/s = 2·M·N·K per second.
 // The last argument is the thread count (OpenMP and OpenBLAS).
 // Run (idle machine):
 //   OMP_WAIT_POLICY=passive build/bench/bench_gemm_bf16 --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
+// bf16 next to fp32, 2 threads only: add --benchmark_filter='BM_(bf16|qvl_f32)/.*/2/'
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
@@ -39,8 +42,13 @@ void flops(benchmark::State& st, int64_t M, int64_t N, int64_t K) {
                                               benchmark::Counter::kIsRate);
 }
 
+const char* bf16_engine() {
+  if (gemm::bf16_amx_available()) return "amx";
+  return gemm::bf16_available() ? "avx512-bf16" : "no bf16: fp32 engine";
+}
+
 // args: M, K, N, threads
-void BM_amx_bf16(benchmark::State& st) {
+void BM_bf16(benchmark::State& st) {
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
   set_threads((int)st.range(3));
   auto A = rnd(M * K, 1), B = rnd(K * N, 2);
@@ -48,7 +56,7 @@ void BM_amx_bf16(benchmark::State& st) {
   gemm::PackF32 pb(B.data(), N, false);
   for (auto _ : st) gemm::sgemm_bf16(M, N, K, A.data(), K, pb, C.data(), N, false);
   flops(st, M, N, K);
-  st.SetLabel(gemm::bf16_amx_available() ? "amx" : "no AMX: fp32 engine");
+  st.SetLabel(bf16_engine());
 }
 
 void BM_qvl_f32(benchmark::State& st) {
@@ -73,7 +81,7 @@ void BM_openblas(benchmark::State& st) {
 }
 
 // linear() on a Q4 (block 32) weight [N, K]. mode 0: fp32 activations, fp32
-// engine; 1: fp32 activations, FloatCompute::BF16 (AMX bf16); 2: Int16
+// engine; 1: fp32 activations, FloatCompute::BF16 (bf16 engine); 2: Int16
 // activations (QuantCompute::Int16, AMX int8 planes where available).
 // args: M, K, N, mode, threads
 void BM_linear_q4(benchmark::State& st) {
@@ -93,6 +101,7 @@ void BM_linear_q4(benchmark::State& st) {
   for (auto _ : st) linear(X.data(), M, W, Y.data());
   set_quant_compute(prev);
   flops(st, M, N, K);
+  if (mode == 1) st.SetLabel(bf16_engine());
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
@@ -103,6 +112,7 @@ void shapes(benchmark::internal::Benchmark* b) {
       b->Args({M, 1024, 4096, t});
       b->Args({M, 4096, 1024, t});
     }
+  for (int t : {1, 2}) b->Args({512, 2048, 6144, t});  // text prefill, gate/up
 }
 
 void q4_shapes(benchmark::internal::Benchmark* b) {
@@ -113,7 +123,7 @@ void q4_shapes(benchmark::internal::Benchmark* b) {
     }
 }
 
-BENCHMARK(BM_amx_bf16)->Apply(shapes)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_bf16)->Apply(shapes)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_qvl_f32)->Apply(shapes)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_openblas)->Apply(shapes)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear_q4)->Apply(q4_shapes)->Unit(benchmark::kMillisecond)->UseRealTime();

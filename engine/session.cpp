@@ -345,7 +345,8 @@ std::vector<float> Session::decode_one(int64_t id) {
 }
 
 const char* vision_precision(const SessionOptions& o) {
-  return o.vision_bf16 && gemm::bf16_amx_available() ? "bf16-amx" : "fp32";
+  if (!o.vision_bf16 || !gemm::bf16_available()) return "fp32";
+  return gemm::bf16_amx_available() ? "bf16-amx" : "bf16-avx512";
 }
 
 int64_t Session::encode_images(const std::vector<std::string>& paths) {

@@ -43,7 +43,8 @@ struct SessionOptions {
   DType kv_dtype = DType::F32;
 };
 
-// What the vision encoder multiplies in for these options: "bf16-amx" or "fp32".
+// What the vision encoder multiplies in for these options: "bf16-amx",
+// "bf16-avx512" (AVX512-BF16 without AMX) or "fp32".
 const char* vision_precision(const SessionOptions& o);
 
 struct GenerateOptions {

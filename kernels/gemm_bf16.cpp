@@ -1,6 +1,9 @@
-// bf16 GEMM on AMX (see gemm_bf16.h). A is converted to bf16 once per call
-// (rows [M_pad][K_pad], shared by the threads). Blocking, per thread over its
-// N range: for each NC-wide column block, for each KC-deep slice of K:
+// bf16 GEMM (see gemm_bf16.h): two engines with the same rounding, AMX when
+// the CPU and OS allow it, else AVX512-BF16 (vdpbf16ps) when compiled in.
+//
+// AMX: A is converted to bf16 once per call (rows [M_pad][K_pad], shared by
+// the threads). Blocking, per thread over its N range: for each NC-wide column
+// block, for each KC-deep slice of K:
 //     pack B [KC × NC] into VNNI bf16 panels (32 columns = two B tiles; tile
 //     row r of k-step s holds, for 16 columns, the bf16 pair k = 32s+2r, +1),
 //     then for each MC-row block of packed A (K padded to 32 with zeros,
@@ -9,6 +12,16 @@
 //     loads, 4 tdpbf16ps) over every (panel, sliver) pair.
 // Full 32×32 C blocks are loaded/stored as tiles directly; edge blocks go
 // through a 32×32 scratch tile.
+//
+// AVX512-BF16: gemm.cpp's Goto blocking with bf16 pairs. A is converted once
+// per call into 12-row slivers of VNNI pairs ([K/2][12] uint32, shared by the
+// threads); per thread over its N range, for each NC block and KC slice
+// (KC = 512 k: a B panel [256 pairs][32] uint32 = 32 KB stays in L1), for each
+// MC-row block (≤ 768 rows, A block ≤ 768 KB in L2) and each B panel (packed
+// into pairs by the first row block right before its first use, kept for the
+// others), the 12×32 micro-kernel runs over the block's slivers: 24 zmm
+// accumulators; per k-pair two B loads, 12 32-bit broadcasts of A, 24
+// vdpbf16ps (twice the fp32 FMA kernel's flops per instruction).
 #include "kernels/gemm_bf16.h"
 
 #include <cmath>
@@ -26,6 +39,11 @@
 #include <unistd.h>
 
 #include "kernels/amx_tiles.h"
+#endif
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define QVL_DP_BF16 1
+#include "kernels/vmath.h"
 #endif
 
 namespace qvl::gemm {
@@ -98,18 +116,10 @@ static void b16_split_scalar(int64_t M, int64_t n, int64_t k, const float* A, in
     }
 }
 
-#if defined(QVL_AMX_BF16)
+#if defined(QVL_AMX_BF16) || defined(QVL_DP_BF16)
 
+// Shared by both engines.
 namespace {
-
-constexpr int kKB = 512;       // K slice (multiple of 32 and of kKC)
-constexpr int64_t kMCb = 128;  // rows of A per packed block (multiple of 32)
-constexpr int64_t kNCb = 1024;  // columns of B per packed block (multiple of 32)
-
-bool request_amx() {
-  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
-}
 
 // RNE fp32 → bf16 in the upper 16 bits of each lane (lower bits garbage);
 // NaN becomes a quiet NaN.
@@ -128,6 +138,236 @@ inline __m256i to_bf16(__m512 x) { return _mm512_cvtepi32_epi16(_mm512_srli_epi3
 inline __m512i vnni_pair(__m512 k0, __m512 k1) {
   return _mm512_or_si512(_mm512_srli_epi32(rne_hi(k0), 16),
                          _mm512_and_si512(rne_hi(k1), _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+// K == 0: C = 0 (or unchanged when accumulating).
+void zero_c(int64_t M, int64_t N, float* C, int64_t ldc, bool accumulate) {
+  if (!accumulate)
+    for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
+}
+
+}  // namespace
+
+#endif
+
+#if defined(QVL_DP_BF16)
+
+// AVX512-BF16 engine (vdpbf16ps), used when AMX does not run.
+namespace dp {
+namespace {
+
+constexpr int kKCd = 512;          // K slice: a B panel is [256 pairs][32] uint32 = 32 KB (L1)
+constexpr int64_t kMCd = 768;      // rows of A per block (64 slivers, 768 KB at kKCd: L2)
+constexpr int64_t kNCd = 2048;     // columns of B per packed block (2 MB at kKCd)
+static_assert(kKCd % kKC == 0 && kKC % 2 == 0 && kMCd % kMR == 0, "pair-aligned blocking");
+
+inline int64_t pairs(int64_t k) { return (k + 1) / 2; }
+
+// A[M][K] fp32 (lda) → slivers of kMR rows of bf16 pairs (RNE): sliver s, pair
+// p, row i at dst[(s·kp2 + p)·kMR + i] (k = 2p in the low half, 2p+1 in the
+// high half), kp2 = ceil(K/2); rows ≥ M and k ≥ K are zero. Slivers [s0, s1).
+// 32 k of 16 rows at a time: each row's bf16 are already its pairs, a 16×16
+// 32-bit transpose turns rows into pair-major order.
+void pack_a_pairs(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
+                  uint32_t* dst) {
+  const int64_t kp2 = pairs(K);
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t r0 = s * kMR;
+    const int mr = (int)std::min<int64_t>(kMR, M - r0);
+    float* d = reinterpret_cast<float*>(dst + s * kp2 * kMR);
+    for (int64_t k = 0; k < K; k += 32) {
+      const int64_t r = K - k;
+      const __mmask16 m0 = r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << r) - 1);
+      const __mmask16 m1 = r >= 32 ? (__mmask16)0xffff : r <= 16 ? (__mmask16)0 : (__mmask16)((1u << (r - 16)) - 1);
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i >= mr) {
+          v[i] = _mm512_setzero_ps();
+          continue;
+        }
+        const float* src = A + (r0 + i) * lda + k;
+        const __m256i lo = to_bf16(_mm512_maskz_loadu_ps(m0, src));
+        const __m256i hi = to_bf16(_mm512_maskz_loadu_ps(m1, src + 16));
+        v[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+      }
+      vmath::transpose16(v);
+      const int np = (int)std::min<int64_t>(16, kp2 - k / 2);
+      for (int j = 0; j < np; ++j) _mm512_mask_storeu_ps(d + (k / 2 + j) * kMR, (__mmask16)0x0fff, v[j]);
+    }
+  }
+}
+
+// fp32 panel P[kc][kNR] → dst[p·kNR + j] = pair (P[2p][j], P[2p+1][j]) (RNE);
+// the row after an odd kc is zero.
+void panel_to_pairs(const float* P, int kc, uint32_t* dst) {
+  const __m512 z = _mm512_setzero_ps();
+  for (int k = 0; k < kc; k += 2)
+    for (int t = 0; t < 2; ++t) {
+      const __m512 a = _mm512_load_ps(P + (int64_t)k * kNR + 16 * t);
+      const __m512 b = k + 1 < kc ? _mm512_load_ps(P + (int64_t)(k + 1) * kNR + 16 * t) : z;
+      _mm512_store_si512((__m512i*)(dst + (int64_t)k / 2 * kNR + 16 * t), vnni_pair(a, b));
+    }
+}
+
+inline __m512bh as_bh(__m512i x) { return (__m512bh)x; }
+
+// C[mr × 32] (+)= Ap[np][kMR] · Bp[np][32] over np k-pairs; columns ≥ nr masked.
+template <int MR>
+void micro(int np, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc, int nr, bool acc) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = c1[i] = _mm512_setzero_ps();
+    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);  // C is read / written at the end
+    _mm_prefetch((const char*)(C + i * ldc + 31), _MM_HINT_T0);
+  }
+  for (int p = 0; p < np; ++p) {
+    const __m512bh b0 = as_bh(_mm512_load_si512(Bp + p * kNR));
+    const __m512bh b1 = as_bh(_mm512_load_si512(Bp + p * kNR + 16));
+    _mm_prefetch((const char*)(Bp + (p + 8) * kNR), _MM_HINT_T0);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh a = as_bh(_mm512_set1_epi32((int)Ap[p * kMR + i]));
+      c0[i] = _mm512_dpbf16_ps(c0[i], a, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
+    }
+  }
+  const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    float* c = C + i * ldc;
+    if (acc) {
+      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c));
+      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, m0, c0[i]);
+    _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
+  }
+}
+
+using MicroFn = void (*)(int, const uint32_t*, const uint32_t*, float*, int64_t, int, bool);
+constexpr MicroFn kMicro[kMR + 1] = {nullptr,   micro<1>,  micro<2>,  micro<3>, micro<4>,
+                                     micro<5>,  micro<6>,  micro<7>,  micro<8>, micro<9>,
+                                     micro<10>, micro<11>, micro<12>};
+
+struct Scratch {
+  Buffer<float> panel;  // [kKC][kNR] fp32 from the packer
+  Buffer<uint32_t> b;   // packed B block (pair panels)
+  Buffer<uint32_t> a;   // packed A (serial calls)
+};
+Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// Packed A of one threaded call, owned by the calling thread and read by its team.
+Buffer<uint32_t>& shared_a() {
+  static thread_local Buffer<uint32_t> a;
+  return a;
+}
+
+// Columns [n_off, n_off + N) of B into C[:, 0..N); Ap = A in pair slivers
+// (pack_a_pairs over the whole K, sliver 0 = rows 0..11 of this range).
+void range(int64_t M, int64_t N, int64_t K, const uint32_t* Ap, const BPacker& B, int64_t n_off,
+           float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  Scratch& s = scratch();
+  const int64_t kp2 = pairs(K);
+  const int64_t nc_max = std::min<int64_t>(kNCd, (N + kNR - 1) / kNR * kNR);
+  grow(s.panel, (size_t)kKC * kNR);
+  grow(s.b, (size_t)(pairs(std::min<int64_t>(kKCd, K)) * nc_max));
+  // Row blocks of ≤ kMCd rows, equal up to a sliver (784 = 2 × 396, not 768 + 16).
+  const int64_t nbm = (M + kMCd - 1) / kMCd;
+  const int64_t mcb = ((M + nbm - 1) / nbm + kMR - 1) / kMR * kMR;
+  for (int64_t jc = 0; jc < N; jc += kNCd) {
+    const int64_t nc = std::min(kNCd, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kKCd) {
+      const int kc = (int)std::min<int64_t>(kKCd, K - pc);
+      const int np = (int)pairs(kc);
+      const bool acc = accumulate || pc > 0;
+      for (int64_t ic = 0; ic < M; ic += mcb) {
+        const int64_t mc = std::min(mcb, M - ic);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = (int)std::min<int64_t>(kNR, nc - jr);
+          uint32_t* bp = s.b.data() + jr * np;
+          // Each panel is packed by the first row block, just before its first
+          // use (still in L1 / L2 then), and kept for the later row blocks.
+          if (ic == 0)
+            for (int k = 0; k < kc; k += kKC) {  // kKC (even) rows per packer call
+              const int ck = std::min(kKC, kc - k);
+              pack_b_f32(B, pc + k, ck, n_off + jc + jr, nr, s.panel.data());
+              panel_to_pairs(s.panel.data(), ck, bp + (int64_t)k / 2 * kNR);
+            }
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int mr = (int)std::min<int64_t>(kMR, mc - ir);
+            const uint32_t* ap = Ap + ((ic + ir) / kMR * kp2 + pc / 2) * kMR;
+            kMicro[mr](np, ap, bp, C + (ic + ir) * ldc + jc + jr, ldc, nr, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B, float* C,
+            int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
+  const int64_t ns = (M + kMR - 1) / kMR;
+  Buffer<uint32_t>& a = scratch().a;
+  grow(a, (size_t)(ns * pairs(K) * kMR));
+  pack_a_pairs(A, lda, M, K, 0, ns, a.data());
+  range(M, N, K, a.data(), B, 0, C, ldc, accumulate);
+}
+
+void parallel(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B, float* C,
+              int64_t ldc, bool accumulate) {
+  const int nt = cpu::threads();
+  if (nt == 1 || omp_in_parallel() || M * N * K < (1 << 18)) return serial(M, N, K, A, lda, B, C, ldc, accumulate);
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
+  // A converted once (slivers split over the threads), then N split when every
+  // thread gets at least two panels, else M (whole slivers).
+  const int64_t ns = (M + kMR - 1) / kMR, kp2 = pairs(K);
+  Buffer<uint32_t>& a = shared_a();
+  grow(a, (size_t)(ns * kp2 * kMR));
+  uint32_t* ap = a.data();
+  const bool split_n = N >= (int64_t)nt * kNR * 2;
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t b, e;
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    cpu::split_range(ns, T, t, 1, &b, &e);
+    pack_a_pairs(A, lda, M, K, b, e, ap);
+#pragma omp barrier
+    if (split_n) {
+      cpu::split_range(N, T, t, kNR, &b, &e);
+      if (b < e) range(M, e - b, K, ap, B, b, C + b, ldc, accumulate);
+    } else {
+      cpu::split_range(M, T, t, kMR, &b, &e);
+      if (b < e) range(e - b, N, K, ap + b / kMR * kp2 * kMR, B, 0, C + b * ldc, ldc, accumulate);
+    }
+  }
+}
+
+}  // namespace dp
+
+#endif
+
+#if defined(QVL_AMX_BF16)
+
+namespace {
+
+constexpr int kKB = 512;       // K slice (multiple of 32 and of kKC)
+constexpr int64_t kMCb = 128;  // rows of A per packed block (multiple of 32)
+constexpr int64_t kNCb = 1024;  // columns of B per packed block (multiple of 32)
+
+bool request_amx() {
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 // bf16 of x (RNE) back in fp32: the hi part of a split.
@@ -346,12 +586,6 @@ void range_tiles(int64_t M, int64_t N, int64_t K, const uint16_t* Ap, const BPac
   _tile_release();
 }
 
-// K == 0: C = 0 (or unchanged when accumulating).
-void zero_c(int64_t M, int64_t N, float* C, int64_t ldc, bool accumulate) {
-  if (!accumulate)
-    for (int64_t m = 0; m < M; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
-}
-
 }  // namespace
 
 bool bf16_amx_available() {
@@ -359,12 +593,9 @@ bool bf16_amx_available() {
   return ok;
 }
 
-void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+// sgemm_bf16_serial / sgemm_bf16 on AMX (bf16_amx_available() checked by the caller).
+static void amx_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                        const BPacker& B, float* C, int64_t ldc, bool accumulate) {
-  if (!bf16_amx_available()) {
-    sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
-    return;
-  }
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
   const int64_t kp = (K + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
@@ -374,15 +605,11 @@ void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
   range_tiles(M, N, K, a.data(), B, 0, C, ldc, accumulate);
 }
 
-void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
-                float* C, int64_t ldc, bool accumulate) {
+static void amx_parallel(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                         const BPacker& B, float* C, int64_t ldc, bool accumulate) {
   const int nt = cpu::threads();
-  if (!bf16_amx_available()) {
-    sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
-    return;
-  }
   if (nt == 1 || omp_in_parallel() || M * N * K < (1 << 20)) {
-    sgemm_bf16_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+    amx_serial(M, N, K, A, lda, B, C, ldc, accumulate);
     return;
   }
   if (M <= 0 || N <= 0) return;
@@ -495,7 +722,7 @@ void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int
   _tile_release();
 }
 
-#else  // no AMX: the fp32 engine
+#else  // no AMX: scalar loops for the pre-packed products
 void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
   const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
   out->N = N;
@@ -543,16 +770,39 @@ void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int
   b16_split_scalar(M, n, k, A, lda, B, C, ldc);
 }
 
+#endif
+
+bool bf16_available() {
+#if defined(QVL_DP_BF16)
+  return true;
+#else
+  return bf16_amx_available();
+#endif
+}
+
+// AMX when it runs, else AVX512-BF16 when compiled in, else the fp32 engine.
 void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                        const BPacker& B, float* C, int64_t ldc, bool accumulate) {
+#if defined(QVL_AMX_BF16)
+  if (bf16_amx_available()) return amx_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+#endif
+#if defined(QVL_DP_BF16)
+  dp::serial(M, N, K, A, lda, B, C, ldc, accumulate);
+#else
   sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+#endif
 }
 
 void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
                 float* C, int64_t ldc, bool accumulate) {
-  sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
-}
-
+#if defined(QVL_AMX_BF16)
+  if (bf16_amx_available()) return amx_parallel(M, N, K, A, lda, B, C, ldc, accumulate);
 #endif
+#if defined(QVL_DP_BF16)
+  dp::parallel(M, N, K, A, lda, B, C, ldc, accumulate);
+#else
+  sgemm(M, N, K, A, lda, B, C, ldc, accumulate);
+#endif
+}
 
 }  // namespace qvl::gemm

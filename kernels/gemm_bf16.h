@@ -1,4 +1,4 @@
-// bf16 GEMM with fp32 accumulation (AMX tdpbf16ps when present):
+// bf16 GEMM with fp32 accumulation (AMX tdpbf16ps, or AVX512-BF16 vdpbf16ps):
 //   C[M, N] (ldc) = A[M, K] (fp32, lda) · B  (+ C when accumulate)
 // B comes from a gemm::BPacker (fp32 panels, so F32/F16/BF16/quantized
 // weights all work); both operands are rounded to bf16 (round to nearest
@@ -8,13 +8,14 @@
 //   |C − A·B| ≤ (2·2^−8 + 2^−16 + K·2^−24) · Σ_k |a_k|·|b_k|   (per element)
 // i.e. ≈ 2^−7 relative to Σ|a||b| for the operand rounding plus the usual fp32
 // summation term. Against the "bf16-rounded operands, exact sum" reference
-// only the summation term γ_K·Σ|ã||b̃| remains.
+// only the summation term γ_K·Σ|ã||b̃| remains. (Both instructions treat
+// bf16 subnormal inputs as zero.)
 //
-// Without AMX (not compiled with __AMX_TILE__/__AMX_BF16__, or the kernel
-// refuses the XTILEDATA permission) every call runs the fp32 engine
-// (gemm::sgemm), i.e. the result is then fp32-exact, not bf16-rounded.
-// AVX512-BF16 vdpbf16ps is deliberately not used (slower than fp32 FMA on
-// the target CPUs).
+// Engines: AMX when compiled with __AMX_TILE__/__AMX_BF16__ and the kernel
+// grants the XTILEDATA permission; else the AVX512-BF16 engine (vdpbf16ps,
+// 12×32 register tiles) when compiled with __AVX512BF16__; else every call
+// runs the fp32 engine (gemm::sgemm), i.e. the result is then fp32-exact, not
+// bf16-rounded. The pre-packed products below (PackedB16*) use AMX only.
 #pragma once
 #include <cstdint>
 
@@ -27,8 +28,12 @@ namespace qvl::gemm {
 // the permission is requested once, thread-safe).
 bool bf16_amx_available();
 
-// Single-threaded; safe inside OpenMP regions (configures and releases the
-// calling thread's tiles).
+// True when sgemm_bf16 / sgemm_bf16_serial really round to bf16 (AMX or the
+// AVX512-BF16 engine runs); false when they fall back to the fp32 engine.
+bool bf16_available();
+
+// Single-threaded; safe inside OpenMP regions (on AMX it configures and
+// releases the calling thread's tiles).
 void sgemm_bf16_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                        const BPacker& B, float* C, int64_t ldc, bool accumulate);
 

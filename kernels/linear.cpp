@@ -4,8 +4,9 @@
 //     converted in registers (vcvtph2ps / bf16 shift);
 //   * larger M: the fp32 GEMM engine (gemm.h); F16/BF16 weights are converted
 //     to fp32 while the engine packs its B panels; with FloatCompute::BF16 the
-//     AMX bf16 engine (gemm_bf16.h) instead, also for Q4/Q8 weights (then
-//     whatever quant_compute() says: BF16 is the explicit, scoped choice).
+//     bf16 engine (gemm_bf16.h: AMX or AVX512-BF16) instead, also for Q4/Q8
+//     weights (then whatever quant_compute() says: BF16 is the explicit,
+//     scoped choice).
 // Quantized kinds live in linear_q.cpp.
 #include <cstring>
 #include <vector>
@@ -20,8 +21,8 @@
 namespace qvl {
 
 void linear_q(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_q.cpp
-// Quantized weight dequantized while the GEMM packs it (fp32, or bf16 on AMX
-// under FloatCompute::BF16), + bias.
+// Quantized weight dequantized while the GEMM packs it (fp32, or bf16 under
+// FloatCompute::BF16 when gemm::bf16_available()), + bias.
 void linear_q_dequant_gemm(const float* X, int64_t M, const LinearWeight& W, float* Y);  // linear_q.cpp
 
 namespace {
@@ -264,8 +265,8 @@ FloatCompute float_compute() { return g_float_compute; }
 void linear(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   if (M <= 0 || W.N <= 0) return;
   if (W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8) {
-    if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available()) {
-      linear_q_dequant_gemm(X, M, W, Y);  // bf16 on AMX
+    if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_available()) {
+      linear_q_dequant_gemm(X, M, W, Y);  // bf16 (AMX or AVX512-BF16)
       return;
     }
     linear_q(X, M, W, Y);

@@ -72,13 +72,13 @@ bool linear_qi8_available();
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
 
 // How float-weight GEMMs (M > 4 rows) multiply (process-wide setting, default
-// F32). BF16: both operands rounded to bf16, fp32 accumulation on AMX
-// (kernels/gemm_bf16.h, relative error ≈ 2^−7 of Σ|x||w| per output); used by
+// F32). BF16: both operands rounded to bf16, fp32 accumulation on AMX or
+// AVX512-BF16 (kernels/gemm_bf16.h, relative error ≈ 2^−7 of Σ|x||w| per output); used by
 // the M > 4 paths of linear() for F32/F16/BF16 weights, by Q4/Q8 weights
 // (dequantized panels rounded to bf16; takes precedence over quant_compute(),
-// 3-5x faster than the Int16 path at the vision shapes on AMX), and by
-// gemm_f32. The GEMV path (M ≤ 4) is unchanged. Without AMX BF16 is ignored
-// (every path behaves as with F32).
+// 3-5x faster than the Int16 path at the vision shapes on AMX, about even with
+// it on AVX512-BF16), and by gemm_f32. The GEMV path (M ≤ 4) is unchanged.
+// Without either engine BF16 is ignored (every path behaves as with F32).
 enum class FloatCompute { F32, BF16 };
 void set_float_compute(FloatCompute mode);
 FloatCompute float_compute();

@@ -383,11 +383,11 @@ struct PackQ : gemm::BPacker {
 }  // namespace
 
 // Prefill with float activations: the GEMM engine dequantizes W while packing
-// (the bf16 AMX engine under FloatCompute::BF16, else the fp32 engine).
+// (the bf16 engine under FloatCompute::BF16, else the fp32 engine).
 void linear_q_dequant_gemm(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   PackQ pb;
   pb.W = &W;
-  if (float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available())
+  if (float_compute() == FloatCompute::BF16 && gemm::bf16_available())
     gemm::sgemm_bf16(M, W.N, W.K, X, W.K, pb, Y, W.N, false);
   else
     gemm::sgemm(M, W.N, W.K, X, W.K, pb, Y, W.N, false);

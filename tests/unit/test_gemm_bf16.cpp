@@ -6,15 +6,23 @@
 //   * a double-precision fp32 GEMM: operand rounding adds ≤ (2·2^−8 + 2^−16)
 //     relative to Σ|a||b| (each operand off by ≤ 2^−8 relative); we test
 //     against that bound and check that it is not vacuous (the observed error
-//     is > 1/64 of it, i.e. bf16 rounding really happened) when AMX runs.
+//     is > 1/64 of it, i.e. bf16 rounding really happened) when a bf16 engine
+//     runs (gemm::bf16_available(): AMX, or AVX512-BF16 without AMX).
+// Edge shapes (M = 1..13 around the 12-row tile, N around the 32-column
+// panel, odd K, K beyond the 512-deep slice), strides, accumulate, zero sizes,
+// 1 vs 2 threads (bitwise equal: every element is summed in the same order).
 // Also linear() under ScopedFloatCompute(BF16) for F32 / F16 / Q4 weights, the
 // pre-packed B path (pack_b16) and bf16 segment attention.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <atomic>
 #include <cmath>
-#include <vector>
-
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/attention.h"
 #include "kernels/dtype.h"
@@ -80,7 +88,7 @@ TEST_P(GemmBf16, MatchesReferences) {
     tight[i] = 2 * gamma * absp[i] * (1 + rnd);
     loose[i] = (rnd + 2 * gamma) * absp[i];
   }
-  if (gemm::bf16_amx_available()) {
+  if (gemm::bf16_available()) {
     EXPECT_LE(worst_ratio(got, ref, tight), 1.0) << "threaded vs bf16 reference";
     EXPECT_LE(worst_ratio(ser, ref, tight), 1.0) << "serial vs bf16 reference";
     // bf16 rounding must be visible: error vs exact is a sizeable part of the bound.
@@ -111,7 +119,7 @@ TEST(GemmBf16Extra, AccumulateTransposedAndStrided) {
     for (int64_t n = 0; n < N; ++n) {
       double bound = 3;  // |c0| + Σ|a||b| ≤ 1 + K
       for (int64_t k = 0; k < K; ++k) bound += std::fabs(A[m * lda + k] * Bt[n * K + k]);
-      const double tol = gemm::bf16_amx_available() ? 2 * (K + 2) * std::ldexp(1.0, -24) * bound
+      const double tol = gemm::bf16_available() ? 2 * (K + 2) * std::ldexp(1.0, -24) * bound
                                                     : (2 * std::ldexp(1.0, -8) + 1e-6) * bound;
       worst = std::max(worst, std::fabs((double)got[m * ldc + n] - ref[m * ldc + n]) / tol);
     }
@@ -119,6 +127,149 @@ TEST(GemmBf16Extra, AccumulateTransposedAndStrided) {
   // Columns beyond N in the padded C rows are untouched.
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = N; n < ldc; ++n) ASSERT_EQ(got[m * ldc + n], C0[m * ldc + n]);
+}
+
+// fp32 B wrapped to check the packer contract the engines rely on: at most
+// kKC rows per call, starting at a multiple of kKC (quantized packers need
+// block-aligned k0), 1..kNR columns.
+struct CheckedPack : gemm::BPacker {
+  gemm::PackF32 inner;
+  mutable std::atomic<int> bad{0};
+  CheckedPack(const float* b, int64_t ldb, bool trans) : inner(b, ldb, trans) {}
+  void pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const override {
+    if (kc <= 0 || kc > gemm::kKC || k0 % gemm::kKC != 0 || nr <= 0 || nr > gemm::kNR) ++bad;
+    inner.pack(k0, kc, n0, nr, dst);
+  }
+};
+
+struct Case {
+  int64_t M, N, K, lda, ldc;
+  bool trans, acc;
+};
+
+std::string name(const Case& c) {
+  return strfmt("M=%lld N=%lld K=%lld lda=%lld ldc=%lld%s%s", (long long)c.M, (long long)c.N, (long long)c.K,
+                (long long)c.lda, (long long)c.ldc, c.trans ? " B[N,K]" : "", c.acc ? " accumulate" : "");
+}
+
+// sgemm_bf16 and sgemm_bf16_serial on one case vs the bf16 reference (only the
+// fp32 summation bound 2(K+2)·2^−24·(|c0| + Σ|ã||b̃|), when a bf16 engine runs)
+// and vs the exact product (plus the operand-rounding bound (2·2^−8 + 2^−16)·Σ|a||b|).
+// C starts as NaN when not accumulating (must be overwritten); columns ≥ N of
+// the ldc-strided rows must stay bit-identical. Returns the largest
+// |got − exact| / (operand-rounding bound) of the non-accumulating cases, for
+// the non-vacuity check.
+double check_case(const Case& c, unsigned seed) {
+  const int64_t M = c.M, N = c.N, K = c.K;
+  auto A = test::random_floats((size_t)(M * c.lda), seed, -1.f, 1.f);
+  auto B = test::random_floats((size_t)std::max<int64_t>(1, K * N), seed + 1, -1.f, 1.f);
+  auto C0 = test::random_floats((size_t)(M * c.ldc), seed + 2, -1.f, 1.f);
+  if (!c.acc)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) C0[m * c.ldc + n] = NAN;
+  auto b_at = [&](int64_t k, int64_t n) { return c.trans ? B[n * K + k] : B[k * N + n]; };
+  CheckedPack pb(B.data(), c.trans ? K : N, c.trans);
+  auto got = C0, ser = C0, ref = C0;
+  gemm::sgemm_bf16(M, N, K, A.data(), c.lda, pb, got.data(), c.ldc, c.acc);
+  gemm::sgemm_bf16_serial(M, N, K, A.data(), c.lda, pb, ser.data(), c.ldc, c.acc);
+  gemm::sgemm_bf16_ref(M, N, K, A.data(), c.lda, pb, ref.data(), c.ldc, c.acc);
+  EXPECT_EQ(pb.bad.load(), 0) << "packer contract broken: " << name(c);
+  const double rnd = 2 * std::ldexp(1.0, -8) + std::ldexp(1.0, -16), eps = std::ldexp(1.0, -24);
+  double worst_ref = 0, worst_ex = 0, vis = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      const double c0 = c.acc ? C0[m * c.ldc + n] : 0.0;
+      double ex = c0, absp = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        ex += (double)A[m * c.lda + k] * b_at(k, n);
+        absp += std::fabs((double)A[m * c.lda + k] * b_at(k, n));
+      }
+      const double sum_tol = 2 * (K + 2) * eps * (std::fabs(c0) + absp * (1 + rnd)) + 1e-30;
+      for (const auto* v : {&got, &ser}) {
+        const double g = (*v)[m * c.ldc + n];
+        worst_ref = std::max(worst_ref, std::isnan(g) ? INFINITY : std::fabs(g - ref[m * c.ldc + n]) / sum_tol);
+        worst_ex = std::max(worst_ex, std::isnan(g) ? INFINITY : std::fabs(g - ex) / (rnd * absp + sum_tol));
+      }
+      if (!c.acc) vis = std::max(vis, std::fabs(got[m * c.ldc + n] - ex) / (rnd * absp + 1e-30));
+    }
+  if (gemm::bf16_available()) {
+    EXPECT_LE(worst_ref, 1.0) << "vs bf16 reference: " << name(c);
+  }
+  EXPECT_LE(worst_ex, 1.0) << "vs exact: " << name(c);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = N; n < c.ldc; ++n) {
+      EXPECT_EQ(std::memcmp(&got[m * c.ldc + n], &C0[m * c.ldc + n], 4), 0) << "wrote past N: " << name(c);
+      EXPECT_EQ(std::memcmp(&ser[m * c.ldc + n], &C0[m * c.ldc + n], 4), 0) << "wrote past N: " << name(c);
+    }
+  return vis;
+}
+
+TEST(GemmBf16Extra, EdgeShapesStridesAccumulate) {
+  // M = 1..13 (every micro-tile height, one row past a tile), N around the
+  // 32-column panel, K odd / even / around the 256-row packer chunk and the
+  // 512-deep slice; strides, B layout and accumulate vary with the case.
+  double vis = 0;
+  int i = 0;
+  for (int64_t M = 1; M <= 13; ++M)
+    for (int64_t N : {1, 16, 31, 32, 33, 70})
+      for (int64_t K : {1, 2, 3, 8, 33, 256, 257, 511, 512, 513, 1025}) {
+        ++i;
+        const Case c{M, N, K, K + (i % 3) * 5, N + (i % 2) * 7, i % 4 >= 2, i % 2 == 1};
+        vis = std::max(vis, check_case(c, 100 + i));
+        if (HasFailure()) return;
+      }
+  std::printf("[ bf16 edge shapes ] %d cases, worst |got - exact| / operand-rounding bound %.3f\n", i, vis);
+  if (gemm::bf16_available()) {
+    EXPECT_GT(vis, 1.0 / 64) << "no bf16 rounding observed";
+  }
+}
+
+TEST(GemmBf16Extra, ZeroSizes) {
+  // M, N or K = 0: nothing written, except K = 0 without accumulate (C = 0).
+  std::vector<float> C(4 * 10, 7.f);
+  const float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4};
+  gemm::PackF32 pb(b, 4, false);
+  for (bool ser : {false, true}) {
+    auto run = [&](int64_t M, int64_t N, int64_t K, bool acc) {
+      if (ser) gemm::sgemm_bf16_serial(M, N, K, a, 1, pb, C.data(), 10, acc);
+      else gemm::sgemm_bf16(M, N, K, a, 1, pb, C.data(), 10, acc);
+    };
+    run(0, 4, 4, false);
+    run(4, 0, 4, false);
+    run(4, 4, 0, true);
+    for (float x : C) ASSERT_EQ(x, 7.f);
+    run(3, 5, 0, false);
+    for (int m = 0; m < 4; ++m)
+      for (int n = 0; n < 10; ++n) ASSERT_EQ(C[m * 10 + n], m < 3 && n < 5 ? 0.f : 7.f) << m << "," << n;
+    std::fill(C.begin(), C.end(), 7.f);
+  }
+}
+
+TEST(GemmBf16Extra, TwoThreadsMatchOneBitwise) {
+  // Threaded calls split N (wide) or M (narrow) but sum every element in the
+  // same order as the serial call: results must be bit-identical.
+  const int saved = omp_get_max_threads();
+  for (const Case& c : {Case{100, 300, 1100, 1100, 300, false, false},  // split N
+                        Case{131, 40, 777, 790, 45, true, true},        // split M (N < 2 threads × 2 panels)
+                        Case{50, 1000, 513, 520, 1003, false, true},    // split N, ragged ranges
+                        Case{785, 96, 1024, 1024, 96, false, false}}) { // split M, vision-like depth
+    auto A = test::random_floats((size_t)(c.M * c.lda), 61, -1.f, 1.f);
+    auto B = test::random_floats((size_t)(c.K * c.N), 62, -1.f, 1.f);
+    auto C0 = test::random_floats((size_t)(c.M * c.ldc), 63, -1.f, 1.f);
+    gemm::PackF32 pb(B.data(), c.trans ? c.K : c.N, c.trans);
+    auto one = C0, two = C0, ser = C0;
+    omp_set_num_threads(1);
+    gemm::sgemm_bf16(c.M, c.N, c.K, A.data(), c.lda, pb, one.data(), c.ldc, c.acc);
+    omp_set_num_threads(2);
+    gemm::sgemm_bf16(c.M, c.N, c.K, A.data(), c.lda, pb, two.data(), c.ldc, c.acc);
+    gemm::sgemm_bf16_serial(c.M, c.N, c.K, A.data(), c.lda, pb, ser.data(), c.ldc, c.acc);
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0) << "1 vs 2 threads: " << name(c);
+    EXPECT_EQ(std::memcmp(one.data(), ser.data(), one.size() * 4), 0) << "threaded vs serial: " << name(c);
+  }
+  omp_set_num_threads(2);
+  check_case(Case{100, 300, 1100, 1105, 303, true, true}, 70);  // threaded path vs references
+  check_case(Case{131, 40, 777, 777, 40, false, false}, 71);
+  omp_set_num_threads(saved);
 }
 
 TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
@@ -155,7 +306,7 @@ TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
         diff32 = std::max(diff32, std::fabs((double)y[m * N + n] - y32[m * N + n]));
       }
     EXPECT_LE(worst, 1.0);
-    if (gemm::bf16_amx_available()) {
+    if (gemm::bf16_available()) {
       EXPECT_GT(diff32, 0.0) << "BF16 mode did not change the result";
     }
   }
@@ -256,6 +407,13 @@ TEST(GemmBf16Extra, LinearQ4Bf16) {
     linear(X.data(), M, w, y.data());
   }
   linear_ref(X.data(), M, w, ref.data());
+  std::vector<float> y32(y.size());
+  linear(X.data(), M, w, y32.data());
+  if (gemm::bf16_available()) {
+    double diff32 = 0;
+    for (size_t i = 0; i < y.size(); ++i) diff32 = std::max(diff32, std::fabs((double)y[i] - y32[i]));
+    EXPECT_GT(diff32, 0.0) << "BF16 mode did not change the Q4 result";
+  }
   double worst = 0;
   for (int64_t n = 0; n < N; ++n) {
     dequantize_row(w, n, row.data());
