@@ -339,11 +339,13 @@ void scale_row(float* row, int64_t n, float scale) {
   for (; j < n; ++j) row[j] *= scale;
 }
 
+// bf16: both products on the bf16 engine (operands rounded to bf16, fp32 sums).
 void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const float* V,
                   int64_t ldk, int64_t nk, const int64_t* lim, int D, float scale, float* O,
-                  int64_t ldo, float* sc) {
+                  int64_t ldo, float* sc, bool bf16 = false) {
   gemm::PackF32 kt(K, ldk, true);
-  gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  if (bf16) gemm::sgemm_bf16_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
+  else gemm::sgemm_serial(nq, nk, D, Q, lda, kt, sc, nk, false);
   for (int64_t r = 0; r < nq; ++r) {
     float* row = sc + r * nk;
     const int64_t n = lim ? lim[r] : nk;
@@ -352,7 +354,8 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
     for (int64_t j = n; j < nk; ++j) row[j] = 0.f;
   }
   gemm::PackF32 vb(V, ldk, false);
-  gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+  if (bf16) gemm::sgemm_bf16_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
+  else gemm::sgemm_serial(nq, D, nk, sc, nk, vb, O, ldo, false);
 }
 
 // Query rows per block: keep the score block near 1 MB.
@@ -525,7 +528,8 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
     for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
       items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
   const int64_t n_items = (int64_t)items.size() * H;
-  if (float_compute() == FloatCompute::BF16 && gemm::bf16_amx_available()) {
+  const bool bf16 = float_compute() == FloatCompute::BF16 && gemm::bf16_available();
+  if (bf16 && gemm::bf16_amx_available()) {
     segments_bf16(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
     return;
   }
@@ -546,7 +550,7 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
       }
       attend_block(q + it.q0 * stride + off, stride, it.q1 - it.q0, k + it.seg_b * stride + off,
                    v + it.seg_b * stride + off, stride, it.seg_e - it.seg_b, nullptr, D, scale,
-                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data());
+                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data(), bf16);
     }
   }
 }
