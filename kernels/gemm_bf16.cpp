@@ -232,18 +232,7 @@ void micro(int np, const uint32_t* Ap, const uint32_t* Bp, float* C, int64_t ldc
       c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
     }
   }
-  const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-  const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) {
-    float* c = C + i * ldc;
-    if (acc) {
-      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, c));
-      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, c + 16));
-    }
-    _mm512_mask_storeu_ps(c, m0, c0[i]);
-    _mm512_mask_storeu_ps(c + 16, m1, c1[i]);
-  }
+  vmath::store_c_tile<MR>(c0, c1, C, ldc, nr, acc);
 }
 
 using MicroFn = void (*)(int, const uint32_t*, const uint32_t*, float*, int64_t, int, bool);

@@ -1,6 +1,6 @@
 // Vectorized helpers (internal): exp, sigmoid-style forms, erf (AVX-512
 // versions with their accuracy stated; scalar twins use <cmath>) and a 16×16
-// register transpose.
+// register transpose, the GEMM engines' C-tile store.
 #pragma once
 #include <cmath>
 #include <utility>
@@ -55,6 +55,26 @@ inline __m512 erfc512_pos(__m512 z) {
 }
 
 // In-register transpose: afterwards v[c][r] = old v[r][c].
+// Stores the MR×32 accumulator tile (c0 = columns 0–15, c1 = 16–31 of each row) to
+// C (ldc floats per row), adding C's old values when acc; columns ≥ nr untouched.
+template <int MR>
+__attribute__((always_inline)) inline void store_c_tile(const __m512* c0, const __m512* c1, float* C, int64_t ldc,
+                                                        int nr, bool acc) {
+  const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    float* c = C + i * ldc;
+    __m512 v0 = c0[i], v1 = c1[i];
+    if (acc) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+  }
+}
+
 inline void transpose16(__m512* v) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs
