@@ -262,6 +262,9 @@ int cmd_bench(int argc, char** argv) {
     j["vision_ms_max"][std::to_string(s)] = v.max;
   }
   j["peak_rss_mb"] = peak_rss;
+  const MappingStats ms = weight_mapping_stats();
+  j["weights_resident_mb"] = ms.resident / 1048576.0;
+  j["weights_huge_pages_pct"] = ms.resident ? 100.0 * ms.huge / ms.resident : 0.0;
   j["peak_rss_note"] = rss_reset ? "bandwidth probe buffer excluded" : "includes the bandwidth probe buffer";
   j["bandwidth_gb_s"] = bw.gb_s;
   j["bandwidth_probe_mb"] = bw.bytes >> 20;
@@ -281,7 +284,9 @@ int cmd_bench(int argc, char** argv) {
               a.profile ? "profiler zones ON" : "profiler zones off");
   std::printf("build: %s (optimized, NDEBUG), %s, flags '%s', isa %s; cpu %s\n", build.type.c_str(),
               build.compiler.c_str(), build.flags.c_str(), build.isa.c_str(), cpu_model().c_str());
-  std::printf("load %.2f s, peak RSS %.0f MiB\n", load_s, peak_rss);
+  std::printf("load %.2f s, peak RSS %.0f MiB; weight mappings %.0f MiB resident, %.0f%% in 2 MiB pages%s\n",
+              load_s, peak_rss, ms.resident / 1048576.0, ms.resident ? 100.0 * ms.huge / ms.resident : 0.0,
+              ms.resident && ms.huge < ms.resident / 2 ? " (file cached as small pages: see README)" : "");
   std::printf("compute peaks (measured, %d threads): fp32 %.0f GFLOP/s, int8 VNNI %.0f GOP/s, AMX int8 %.0f GOP/s, "
               "AMX bf16 %.0f GFLOP/s\n",
               peaks.threads, peaks.fp32_gflops, peaks.int8_gops, peaks.amx_int8_gops, peaks.amx_bf16_gflops);

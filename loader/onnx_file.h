@@ -62,6 +62,16 @@ struct ValueInfo {
 // Throws qvl::Error naming the tensor for INT4/UINT4 or other types.
 std::vector<float> tensor_to_f32(const TensorView& t);
 
+// Resident bytes of every weight-file mapping the process holds now, and how
+// many of them are mapped with 2 MiB pages (from /proc/self/smaps; zeros if it
+// cannot be read). Huge mappings need the page cache to hold the file as 2 MiB
+// folios, which happens when the kernel reads the file itself (not when a
+// writer left it cached).
+struct MappingStats {
+  size_t resident = 0, huge = 0;
+};
+MappingStats weight_mapping_stats();
+
 class OnnxFile {
  public:
   // Parses `path`; maps every external data file it references. Throws

@@ -286,5 +286,47 @@ TEST(Loader, DirectoryIsNotAModel) {
   EXPECT_THROW(OnnxFile::open(root + "/good"), Error);
 }
 
+
+// External data is mapped at 2 MiB-aligned addresses (the precondition for
+// huge-page mappings) and counted by weight_mapping_stats while open.
+TEST(Loader, WeightMappingsAlignedAndCounted) {
+  const std::string dir = test::scratch_dir("loader_maps");
+  const size_t n = 8u << 20;  // floats: 32 MB
+  {
+    std::vector<float> w(n, 1.0f);
+    std::ofstream bin(dir + "/w.bin", std::ios::binary);
+    bin.write(reinterpret_cast<const char*>(w.data()), (std::streamsize)(n * 4));
+  }
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name("w");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(4096);
+  t->add_dims((int64_t)n / 4096);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t->add_external_data();
+  e->set_key("location");
+  e->set_value("w.bin");
+  {
+    std::ofstream out(dir + "/w.onnx", std::ios::binary);
+    ASSERT_TRUE(m.SerializeToOstream(&out));
+  }
+  const MappingStats s0 = weight_mapping_stats();
+  {
+    auto f = OnnxFile::open(dir + "/w.onnx");
+    const TensorView& v = f->get("w");
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % (2u << 20), 0u) << "stream mapping not 2 MiB aligned";
+    double sum = 0;
+    for (size_t i = 0; i < n; i += 1024) sum += v.as<float>()[i];
+    EXPECT_EQ(sum, (double)(n / 1024));
+    const MappingStats s1 = weight_mapping_stats();
+    EXPECT_GE(s1.resident, s0.resident + (30u << 20)) << "the touched 32 MB mapping is not counted";
+    EXPECT_LE(s1.huge, s1.resident);
+  }
+  EXPECT_EQ(weight_mapping_stats().resident, s0.resident) << "a closed file's mapping is still counted";
+}
+
 }  // namespace
 }  // namespace qvl
