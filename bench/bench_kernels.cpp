@@ -17,8 +17,10 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <vector>
@@ -90,12 +92,60 @@ Bound quant_bound(int64_t M, QuantCompute mode) {
 
 // Copies of a buffer so that memory-bound benchmarks stream from DRAM: the
 // iterations rotate over ≥ kColdBytes of copies (more than any last-level
-// cache), so no iteration finds its data in cache.
+// cache), so no iteration finds its data in cache. The copies sit in one
+// anonymous arena with 2 MiB pages where the kernel grants them, as the
+// engine's weight mappings do (loader/onnx_file.cpp).
 constexpr size_t kColdBytes = size_t(768) << 20;
 template <class T>
-std::vector<std::vector<T>> cold_copies(const std::vector<T>& v, size_t total_bytes) {
-  size_t n = std::max<size_t>(1, (kColdBytes + total_bytes - 1) / std::max<size_t>(1, total_bytes));
-  return std::vector<std::vector<T>>(n, v);
+class ColdCopies {
+ public:
+  ColdCopies() = default;
+  ColdCopies(const std::vector<T>& v, size_t total_bytes) {
+    n_ = std::max<size_t>(1, (kColdBytes + total_bytes - 1) / std::max<size_t>(1, total_bytes));
+    stride_ = (v.size() * sizeof(T) + 4095) / 4096 * 4096;
+    bytes_ = n_ * stride_ + (size_t(2) << 20);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    base_ = static_cast<char*>(p);
+    char* a = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base_) + (size_t(2) << 20) - 1) &
+                                      ~((uintptr_t(2) << 20) - 1));
+    madvise(a, n_ * stride_, MADV_HUGEPAGE);
+    first_ = a;
+    for (size_t i = 0; i < n_; ++i) std::memcpy(first_ + i * stride_, v.data(), v.size() * sizeof(T));
+  }
+  ColdCopies(const ColdCopies&) = delete;
+  ColdCopies& operator=(const ColdCopies&) = delete;
+  ColdCopies(ColdCopies&& o) noexcept { *this = std::move(o); }
+  ColdCopies& operator=(ColdCopies&& o) noexcept {
+    std::swap(base_, o.base_), std::swap(first_, o.first_), std::swap(bytes_, o.bytes_);
+    std::swap(stride_, o.stride_), std::swap(n_, o.n_);
+    return *this;
+  }
+  ~ColdCopies() {
+    if (base_) munmap(base_, bytes_);
+  }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  const T* operator[](size_t i) const { return reinterpret_cast<const T*>(first_ + i * stride_); }
+
+ private:
+  char *base_ = nullptr, *first_ = nullptr;
+  size_t bytes_ = 0, stride_ = 0, n_ = 0;
+};
+
+// Rotating cold copies for decode-sized M, else the buffer itself.
+template <class T>
+struct Weights {
+  const std::vector<T>* hot = nullptr;
+  ColdCopies<T> cold;
+  const T* at(size_t it) const { return cold.empty() ? hot->data() : cold[it % cold.size()]; }
+};
+template <class T>
+Weights<T> weights_for(bool cold, const std::vector<T>& v, size_t total_bytes) {
+  Weights<T> w;
+  w.hot = &v;
+  if (cold) w.cold = ColdCopies<T>(v, total_bytes);
+  return w;
 }
 
 QuantCompute act_mode(int64_t bits) {
@@ -112,12 +162,12 @@ void BM_Q4Linear(benchmark::State& st) {
   std::vector<float> Y(M * N);
   // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
   const size_t total = (size_t)q.W.bytes();
-  auto Bs = M <= 4 ? cold_copies(q.B, total) : std::vector<std::vector<uint8_t>>{q.B};
-  auto Ss = M <= 4 ? cold_copies(q.s, total) : std::vector<std::vector<float>>{q.s};
+  auto Bs = weights_for(M <= 4, q.B, total);
+  auto Ss = weights_for(M <= 4, q.s, total);
   size_t it = 0;
   for (auto _ : st) {
-    q.W.data = Bs[it % Bs.size()].data();
-    q.W.scales = Ss[it % Ss.size()].data();
+    q.W.data = Bs.at(it);
+    q.W.scales = Ss.at(it);
     ++it;
     linear_quant(X.data(), M, q.W, Y.data(), mode);
     benchmark::ClobberMemory();
@@ -134,12 +184,12 @@ void BM_Q8Linear(benchmark::State& st) {
   std::vector<float> Y(M * N);
   // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
   const size_t total = (size_t)q.W.bytes();
-  auto Bs = M <= 4 ? cold_copies(q.B, total) : std::vector<std::vector<uint8_t>>{q.B};
-  auto Ss = M <= 4 ? cold_copies(q.s, total) : std::vector<std::vector<float>>{q.s};
+  auto Bs = weights_for(M <= 4, q.B, total);
+  auto Ss = weights_for(M <= 4, q.s, total);
   size_t it = 0;
   for (auto _ : st) {
-    q.W.data = Bs[it % Bs.size()].data();
-    q.W.scales = Ss[it % Ss.size()].data();
+    q.W.data = Bs.at(it);
+    q.W.scales = Ss.at(it);
     ++it;
     linear_quant(X.data(), M, q.W, Y.data(), mode);
     benchmark::ClobberMemory();
@@ -163,12 +213,11 @@ void BM_FloatLinear(benchmark::State& st) {
   W.data = kind ? (const void*)wh.data() : (const void*)wf.data();
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
-  auto Fs = M <= 4 && !kind ? cold_copies(wf, W.bytes()) : std::vector<std::vector<float>>{};
-  auto Hs = M <= 4 && kind ? cold_copies(wh, W.bytes()) : std::vector<std::vector<uint16_t>>{};
+  auto Fs = weights_for(M <= 4 && !kind, wf, W.bytes());
+  auto Hs = weights_for(M <= 4 && kind, wh, W.bytes());
   size_t it = 0;
   for (auto _ : st) {
-    if (!Fs.empty()) W.data = Fs[it % Fs.size()].data();
-    if (!Hs.empty()) W.data = Hs[it % Hs.size()].data();
+    W.data = kind ? (const void*)Hs.at(it) : (const void*)Fs.at(it);
     ++it;
     linear(X.data(), M, W, Y.data());
     benchmark::ClobberMemory();
@@ -229,11 +278,11 @@ void BM_AttentionDecode(benchmark::State& st) {
   set_threads((int)st.range(1));
   auto q = rnd(Hq * D), k = rnd(Hkv * ctx * D), v = rnd(Hkv * ctx * D);
   std::vector<float> out(Hq * D);
-  auto Ks = cold_copies(k, 2 * k.size() * sizeof(float)), Vs = cold_copies(v, 2 * v.size() * sizeof(float));
+  auto Ks = weights_for(true, k, 2 * k.size() * sizeof(float)), Vs = weights_for(true, v, 2 * v.size() * sizeof(float));
   size_t it = 0;
   for (auto _ : st) {  // one layer's cache per iteration, from DRAM (rotating copies)
-    const float* kc = Ks[it % Ks.size()].data();
-    const float* vc = Vs[it % Vs.size()].data();
+    const float* kc = Ks.at(it);
+    const float* vc = Vs.at(it);
     ++it;
     attention_causal(q.data(), Hq * D, 1, Hq, Hkv, D, kc, vc, ctx, ctx - 1, 1.f / std::sqrt((float)D),
                      out.data(), Hq * D);
@@ -269,7 +318,7 @@ BENCHMARK(BM_Q4Linear)
     ->Apply([](auto* b) {
       std::vector<std::vector<int64_t>> shapes;
       for (int act : {8, 16, 32}) {  // decode GEMV at every precision
-        for (auto s : std::vector<std::vector<int64_t>>{{2048, 6144, 32, 1}, {6144, 2048, 32, 1},
+        for (auto s : std::vector<std::vector<int64_t>>{{2048, 6144, 32, 1}, {6144, 2048, 32, 1}, {2048, 2048, 32, 1}, {2048, 16, 32, 1}, {2048, 256, 32, 1},
                                                         {2048, 151936, 32, 1}, {2048, 6144, 128, 1},
                                                         {2048, 6144, 32, 4}}) {
           s.push_back(act);

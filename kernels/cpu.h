@@ -57,6 +57,62 @@ class ChunkQueue {
   int64_t n_, chunk_;
 };
 
+// Work sharing that keeps each thread on one contiguous stream: [0, n) is
+// split into one range per thread (aligned); a thread takes chunks from the
+// front of its own range in order, and when that is empty steals chunks from
+// the back of the others'. Streaming kernels (decode GEMVs) then read one
+// ascending address stream per core, so hardware and software prefetch run
+// on across chunk boundaries (with a shared counter the two cores' chunks
+// interleave and every chunk starts cold), while a thread slowed by another
+// process still ends up doing less. Chunks are multiples of `chunk` except at
+// range ends; n < 2^31. At most kMaxParts ranges.
+class StealQueue {
+ public:
+  static constexpr int kMaxParts = 64;
+  StealQueue(int64_t n, int64_t chunk, int parts, int64_t align)
+      : parts_(std::clamp(parts, 1, kMaxParts)),
+        align_(std::max<int64_t>(1, align)),
+        chunk_(std::max<int64_t>(1, chunk) + align_ - 1 - (std::max<int64_t>(1, chunk) + align_ - 1) % align_) {
+    for (int i = 0; i < parts_; ++i) {
+      int64_t b, e;
+      split_range(n, parts_, i, align, &b, &e);
+      r_[i].v.store(pack(b, e), std::memory_order_relaxed);
+    }
+  }
+  // Next range [*b, *e) for thread `me`; false when all the work is gone.
+  bool pop(int me, int64_t* b, int64_t* e) {
+    me = std::clamp(me, 0, parts_ - 1);
+    if (take(me, true, b, e)) return true;
+    for (int k = 1; k < parts_; ++k)
+      if (take((me + k) % parts_, false, b, e)) return true;
+    return false;
+  }
+
+ private:
+  static uint64_t pack(int64_t f, int64_t b) { return (uint64_t)(uint32_t)f << 32 | (uint32_t)b; }
+  // Front chunk (owner) or back chunk (thief) of range i.
+  bool take(int i, bool front, int64_t* b, int64_t* e) {
+    uint64_t v = r_[i].v.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t f = (int64_t)(v >> 32), k = (int64_t)(uint32_t)v;
+      if (f >= k) return false;
+      const int64_t nf = front ? std::min(k, f + chunk_) : f;
+      const int64_t nk = front ? k : std::max(f, (k - chunk_ + align_ - 1) / align_ * align_);
+      if (r_[i].v.compare_exchange_weak(v, pack(nf, nk), std::memory_order_relaxed)) {
+        *b = front ? f : nk;
+        *e = front ? nf : k;
+        return true;
+      }
+    }
+  }
+  struct alignas(64) Range {
+    std::atomic<uint64_t> v{0};
+  };
+  int parts_;
+  int64_t align_, chunk_;  // chunk_ rounded up to a multiple of align_
+  Range r_[kMaxParts];
+};
+
 // Chunk size giving each of `parts` threads about `per_thread` chunks, aligned.
 inline int64_t chunk_size(int64_t n, int parts, int64_t align, int per_thread = 8) {
   int64_t c = (n + (int64_t)parts * per_thread - 1) / ((int64_t)parts * per_thread);

@@ -342,48 +342,73 @@ void tile_m(const Geometry& gm, const QuantX& qx, int64_t m0, int64_t mr, const 
   }
 }
 
-// Rows [n0, n1) of Y for all M rows: M blocks of kMBlock rows (kept in L2),
-// inside them panels of NR weight rows (kept in L1) against MR-row tiles.
-template <int BITS, int SD, int P>
-void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
-                int64_t n1, float* Y) {
-  constexpr int NR = 4, MR = 4;
-  constexpr int64_t kMBlock = 64;
+// Pointers of weight rows n .. n+nr−1; with explicit zero points also their
+// s·zp per block, written to sz (NR rows of kb + 16 floats).
+template <int NR, int BITS>
+void fill_rows(const Geometry& gm, const LinearWeight& W, int64_t n, int nr, int64_t ssize, float* sz,
+               RowCtx* rows) {
   const auto* B = static_cast<const uint8_t*>(W.data);
-  const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2, zrb = quant::zp_row_bytes(W);
-  Buffer<float> szbuf(NR * (kb + 16)), cbuf(qx.M == 1 ? NR * (kb + 16) : 0);
-  if (qx.M == 1) {  // a chunk's first two tiles are not covered by the in-loop prefetch
+  const int64_t kb = gm.kb, zrb = quant::zp_row_bytes(W);
+  for (int i = 0; i < nr; ++i) {
+    rows[i].w = B + (n + i) * gm.row_bytes;
+    rows[i].s = static_cast<const uint8_t*>(W.scales) + (n + i) * kb * ssize;
+    rows[i].sz = nullptr;
+    if (W.zero_points) {  // explicit zero points: s·zp per block
+      float* szi = sz + i * (kb + 16);
+      const uint8_t* zr = W.zero_points + (n + i) * zrb;
+      for (int64_t b = 0; b < kb; ++b) {
+        int z = BITS == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
+        szi[b] = quant::load_scale(W.scales, W.scale_dtype, (n + i) * kb + b) * (float)z;
+      }
+      for (int64_t b = kb; b < kb + 16; ++b) szi[b] = 0.f;
+      rows[i].sz = szi;
+    }
+  }
+}
+
+// Decode rows [n0, n1): tiles of 8 weight rows. Eight interleaved row streams
+// keep more cache-line misses in flight than four (measured on cold 2B decode
+// shapes, 1 core, 2 MiB pages: 18.7 → 26.5 GB/s with Int16 activations) at the
+// same in-cache speed.
+template <int BITS, int SD, int P>
+void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0, int64_t n1,
+                   float* Y) {
+  constexpr int NR = 8;
+  const auto* B = static_cast<const uint8_t*>(W.data);
+  const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
+  Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0), cbuf(NR * (kb + 16));
+  {  // a chunk's first two tiles are not covered by the in-loop prefetch
     const char* p = reinterpret_cast<const char*>(B + n0 * gm.row_bytes);
     const int64_t tile = NR * gm.row_bytes, end = (n1 - n0) * gm.row_bytes;
     for (int64_t o = 0; o < std::min(tile, end); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
     for (int64_t o = tile; o < std::min(2 * tile, end); o += 64) _mm_prefetch(p + o, _MM_HINT_T2);
   }
+  for (int64_t n = n0; n < n1;) {
+    const int nr = (int)std::min<int64_t>(NR, n1 - n);
+    RowCtx rows[NR];
+    fill_rows<NR, BITS>(gm, W, n, nr, ssize, szbuf.data(), rows);
+    if (nr == NR) tile_m1<NR, BITS, SD, P>(gm, qx, rows, n, W, Y, cbuf.data());
+    else for (int i = 0; i < nr; ++i) tile_m1<1, BITS, SD, P>(gm, qx, rows + i, n + i, W, Y, cbuf.data());
+    n += nr;
+  }
+}
+
+// Rows [n0, n1) of Y for all M rows: M blocks of kMBlock rows (kept in L2),
+// inside them panels of NR weight rows (kept in L1) against MR-row tiles.
+template <int BITS, int SD, int P>
+void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0,
+                int64_t n1, float* Y) {
+  if (qx.M == 1) return rows_range_m1<BITS, SD, P>(gm, qx, W, n0, n1, Y);
+  constexpr int NR = 4, MR = 4;
+  constexpr int64_t kMBlock = 64;
+  const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
+  Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0);
   for (int64_t mb = 0; mb < qx.M; mb += kMBlock) {
     const int64_t me = std::min(qx.M, mb + kMBlock);
     for (int64_t n = n0; n < n1;) {
       const int nr = (int)std::min<int64_t>(NR, n1 - n);
       RowCtx rows[NR];
-      for (int i = 0; i < nr; ++i) {
-        rows[i].w = B + (n + i) * gm.row_bytes;
-        rows[i].s = static_cast<const uint8_t*>(W.scales) + (n + i) * kb * ssize;
-        rows[i].sz = nullptr;
-        if (W.zero_points) {  // explicit zero points: s·zp per block
-          float* sz = szbuf.data() + i * (kb + 16);
-          const uint8_t* zr = W.zero_points + (n + i) * zrb;
-          for (int64_t b = 0; b < kb; ++b) {
-            int z = BITS == 8 ? zr[b] : (zr[b >> 1] >> ((b & 1) * 4)) & 0xf;
-            sz[b] = quant::load_scale(W.scales, W.scale_dtype, (n + i) * kb + b) * (float)z;
-          }
-          for (int64_t b = kb; b < kb + 16; ++b) sz[b] = 0.f;
-          rows[i].sz = sz;
-        }
-      }
-      if (qx.M == 1) {  // decode
-        if (nr == NR) tile_m1<NR, BITS, SD, P>(gm, qx, rows, n, W, Y, cbuf.data());
-        else for (int i = 0; i < nr; ++i) tile_m1<1, BITS, SD, P>(gm, qx, rows + i, n + i, W, Y, cbuf.data());
-        n += nr;
-        continue;
-      }
+      fill_rows<NR, BITS>(gm, W, n, nr, ssize, szbuf.data(), rows);
       for (int64_t m = mb; m < me; m += MR) {
         const int64_t mr = std::min<int64_t>(MR, me - m);
         if (nr == NR) tile_m<NR, BITS, SD, P>(gm, qx, m, mr, rows, n, W, Y);
@@ -435,11 +460,11 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
   const int64_t chunk = cpu::chunk_size(rows, cpu::threads(), 16);
   for (int i = 0; i < n; ++i)
     for (int64_t b = 0; b < W[i]->N; b += chunk) items.push_back({i, b, std::min(W[i]->N, b + chunk)});
-  cpu::ChunkQueue work((int64_t)items.size(), 1);
+  cpu::StealQueue work((int64_t)items.size(), 1, cpu::threads(), 1);
 #pragma omp parallel
   {
     int64_t k, ke;
-    while (work.pop(&k, &ke)) {
+    while (work.pop(omp_get_thread_num(), &k, &ke)) {
       const Item& it = items[k];
       rows_any(gm, qx, *W[it.w], it.b, it.e, Y[it.w]);
     }
@@ -454,11 +479,11 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
   const int planes = act_bits == 16 ? 2 : 1;
   QuantX qx;
   quantize_x(X, M, W.K, gm, planes, &qx);
-  cpu::ChunkQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16));
+  cpu::StealQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16), cpu::threads(), 16);
 #pragma omp parallel
   {
     int64_t b, e;
-    while (work.pop(&b, &e)) rows_any(gm, qx, W, b, e, Y);
+    while (work.pop(omp_get_thread_num(), &b, &e)) rows_any(gm, qx, W, b, e, Y);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/activations.h"
+#include "kernels/cpu.h"
 #include "kernels/embedding.h"
 #include "kernels/norms.h"
 #include "kernels/rope.h"
@@ -16,6 +17,41 @@
 
 namespace qvl {
 namespace {
+
+// StealQueue hands out every index exactly once, in chunks aligned to the
+// alignment (except the last one), whether threads take only their own range,
+// steal all of it (one thread doing everything) or race.
+TEST(StealQueue, EveryIndexOnceAligned) {
+  for (int64_t n : {0, 1, 15, 16, 17, 1000, 2048, 151936}) {
+    for (int parts : {1, 2, 3, 8}) {
+      for (int mode = 0; mode < 2; ++mode) {
+        cpu::StealQueue q(n, 40, parts, 16);  // chunk rounds up to 48
+        std::vector<int> seen(n, 0);
+        auto drain = [&](int me) {
+          int64_t b, e;
+          while (q.pop(me, &b, &e)) {
+            ASSERT_LT(b, e);
+            ASSERT_LE(e, n);
+            EXPECT_EQ(b % 16, 0) << "n " << n << " parts " << parts;
+            EXPECT_TRUE(e % 16 == 0 || e == n);
+            EXPECT_LE(e - b, 48);
+            for (int64_t i = b; i < e; ++i) {
+#pragma omp atomic
+              seen[i]++;
+            }
+          }
+        };
+        if (mode == 0) {
+          drain(parts - 1);  // one thread: its own range, then steals the rest
+        } else {
+#pragma omp parallel num_threads(std::max(2, parts))
+          drain(omp_get_thread_num());
+        }
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "index " << i << " n " << n << " parts " << parts;
+      }
+    }
+  }
+}
 
 constexpr double kEps = 1.0 / (1 << 24);
 
