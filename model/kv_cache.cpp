@@ -1,6 +1,10 @@
 // KVCache allocation, row writes and bookkeeping (see kv_cache.h for the layout).
 #include "model/kv_cache.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 
 namespace qvl {
@@ -15,6 +19,7 @@ void KVCache::init(int n_layers, int n_kv_heads, int dim, int64_t n_ctx, DType d
   head_dim = dim;
   ctx = n_ctx;
   len = 0;
+  ready_ = 0;
   dtype = dt;
   size_t n = (size_t)layers * kv_heads * ctx * head_dim;
   k.resize(dt == DType::F32 ? n : 0);
@@ -38,8 +43,31 @@ KVBlock KVCache::layer(int i) const {
   return b;
 }
 
+void KVCache::populate(int64_t n) {
+  const int64_t to = std::min(ctx, (std::max(n, ready_ + kPopulateAhead) + kPopulateAhead - 1) /
+                                       kPopulateAhead * kPopulateAhead);
+  if (to <= ready_) return;
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const size_t elem = dtype == DType::F16 ? 2 : 4;
+  const size_t row = (size_t)head_dim * elem;
+  for (int b = 0; b < 2; ++b) {
+    const char* base = dtype == DType::F16 ? reinterpret_cast<const char*>(b ? vh.data() : kh.data())
+                                           : reinterpret_cast<const char*>(b ? v.data() : k.data());
+    for (int64_t blk = 0; blk < (int64_t)layers * kv_heads; ++blk) {
+      const uintptr_t lo = reinterpret_cast<uintptr_t>(base + ((size_t)blk * ctx + ready_) * row) & ~(page - 1);
+      const uintptr_t hi = (reinterpret_cast<uintptr_t>(base + ((size_t)blk * ctx + to) * row) + page - 1) & ~(page - 1);
+      // Failure (an older kernel) only means the pages fault in on first write.
+      if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) != 0) break;
+    }
+  }
+#endif
+  ready_ = to;
+}
+
 void KVCache::write(int i, int64_t S, const float* k_rows, const float* v_rows) {
   QVL_ASSERT(i >= 0 && i < layers && len + S <= ctx);
+  if (len + S > ready_) populate(len + S);
   const int D = head_dim;
   for (int64_t t = 0; t < S; ++t)
     for (int h = 0; h < kv_heads; ++h) {

@@ -45,6 +45,19 @@ struct KVCache {
 
   // Copies layer i's first n rows of K (or V) into out [Hkv, n, D] as fp32 (compare/tests).
   void copy_rows(int layer, bool value, int64_t n, float* out) const;
+
+  // Positions whose pages are already mapped (see populate).
+  int64_t populated() const { return ready_; }
+
+ private:
+  // Maps the pages of positions [ready_, ≥ n) of every layer and head ahead
+  // of use, kPopulateAhead positions at a time, with one madvise per block:
+  // a decode step otherwise takes a page fault in most of the 2·layers·Hkv
+  // blocks every few tokens (measured 43 µs per layer per token on the 2B
+  // model, 4 % of a decode step, where faults are costly).
+  void populate(int64_t n);
+  static constexpr int64_t kPopulateAhead = 256;
+  int64_t ready_ = 0;
 };
 
 }  // namespace qvl
