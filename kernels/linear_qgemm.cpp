@@ -79,9 +79,9 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geo& g, QX* q) {
   const int planes = g.planes, bs = g.bs;
   const int64_t kb = g.kb, kp = g.kp;
   const float qmax = planes == 2 ? 32639.f : 127.f;
-  q->xq.resize(M * planes * kp);
-  q->dx.resize(M * kb);
-  q->e.resize(M * kb);
+  grow(q->xq, M * planes * kp);  // grow-only: K alternates between calls
+  grow(q->dx, M * kb);
+  grow(q->e, M * kb);
 #pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
   for (int64_t m = 0; m < M; ++m) {
     const float* x = X + m * K;
@@ -189,10 +189,10 @@ inline void store_transposed(const __m512i* r, int nt, uint8_t* out) {
 // Unpacks rows [n0, n0 + 32) of W into p (see Panel).
 void pack_panel(const LinearWeight& W, const Geo& g, int64_t n0, Panel* p) {
   const int64_t kb = g.kb, kp = g.kp, rows = std::min<int64_t>(kPanel, W.N - n0);
-  p->w.resize(kp / 4 * 128);
-  p->s.resize(kb * kPanel);
-  p->sz.resize(kb * kPanel);
-  p->init.resize(kb * kPanel);
+  grow(p->w, kp / 4 * 128);
+  grow(p->s, kb * kPanel);
+  grow(p->sz, kb * kPanel);
+  grow(p->init, kb * kPanel);
   // Scales [kb][32] by 16×16 transposes of (16 rows × 16 blocks); rows ≥ N zero.
   for (int64_t b0 = 0; b0 < kb; b0 += 16)
     for (int h = 0; h < 2; ++h) {
@@ -334,7 +334,7 @@ template <int P, bool SW>
 void run_range(const Geo& g, const QX& q, const LinearWeight& W, int64_t M, int64_t nb, int64_t ne, float* Y,
                Panel* p) {
   const int64_t cb = std::max<int64_t>(1, kChunk / g.bs), kb = g.kb, kp = g.kp, xs = P * kp;
-  p->acc.resize(M * 32);
+  grow(p->acc, M * 32);
   for (int64_t n0 = nb; n0 < ne; n0 += kPanel) {
     pack_panel(W, g, n0, p);
     for (int64_t c0 = 0; c0 < kb; c0 += cb) {
