@@ -1,5 +1,7 @@
 #include "kernels/base.h"
 
+#include <sys/mman.h>
+
 #include <cstdarg>
 #include <cstdio>
 #include <vector>
@@ -23,6 +25,15 @@ std::string strfmt(const char* fmt, ...) {
 }
 
 void throw_error(const std::string& msg) { throw Error(msg); }
+
+void* alloc_aligned(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes < 2 * kHuge) return std::aligned_alloc(64, bytes);
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (p) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure leaves 4 KiB pages
+  return p;
+}
 
 void check_failed(const char* file, int line, const char* cond, const std::string& msg) {
   throw Error(strfmt("internal error at %s:%d: %s %s", file, line, cond, msg.c_str()));

@@ -46,6 +46,12 @@ std::string strfmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 namespace qvl {
 
+// Allocates `bytes` (a multiple of 64) aligned to 64 bytes; from 4 MiB up,
+// aligned to 2 MiB and marked for transparent huge pages, so large
+// activations, scratch and the KV cache take one page fault and one TLB entry
+// per 2 MiB instead of per 4 KiB. Null when out of memory; release with free().
+void* alloc_aligned(size_t bytes);
+
 // 64-byte aligned heap array of T (uninitialized). Owner of activations,
 // scratch and KV cache memory.
 template <typename T>
@@ -59,7 +65,7 @@ class Buffer {
     n_ = n;
     if (n == 0) return;
     size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, bytes);
+    void* p = alloc_aligned(bytes);
     if (!p) throw Error(strfmt("out of memory allocating %zu bytes", bytes));
     ptr_.reset(static_cast<T*>(p));
   }
