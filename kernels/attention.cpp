@@ -448,6 +448,7 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
       causal_split(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride))
     return;
   // Prefill: (head, query block) items; block [s0, s1) sees keys [0, past + s1).
+  const bool bf16 = prec == AttnPrecision::BF16 && gemm::bf16_available();
   const int group = Hq / Hkv;
   const int64_t qb = query_block(past + S);
   const int64_t nblk = (S + qb - 1) / qb;
@@ -464,7 +465,7 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
         const int64_t kv = (int64_t)(h / group) * ctx * D;
         attend_block(q + s0 * q_stride + (int64_t)h * D, q_stride, s1 - s0, kcache + kv, vcache + kv,
                      D, nk, lim.data(), D, scale, out + s0 * out_stride + (int64_t)h * D, out_stride,
-                     sc.data());
+                     sc.data(), bf16);
       }
   }
 }

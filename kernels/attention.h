@@ -17,8 +17,11 @@ struct KVBlock {
 // How prefill attention (S > 4) multiplies: F32 = fp32 GEMMs; Split = Q·Kᵀ and
 // P·V as split-bf16 products on AMX (gemm_bf16.h PackedB16Split, 3 products:
 // ≤ 2^−16·Σ|a||b| per score / output, fp32 softmax between), the fp32 path
-// where AMX-BF16 is missing. Decode (S ≤ 4) is always fp32.
-enum class AttnPrecision { F32, Split };
+// where AMX-BF16 is missing; BF16 = both products with operands rounded to
+// bf16 (relative 2^−8 each, fp32 sums and softmax) on the bf16 engine (AMX or
+// AVX512-BF16), the fp32 path where neither exists. Decode (S ≤ 4) is always
+// fp32.
+enum class AttnPrecision { F32, Split, BF16 };
 
 // Causal GQA over a KV cache.
 //   q      [S, Hq, D] (row stride q_stride floats), the S new tokens at cache

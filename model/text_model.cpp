@@ -217,10 +217,14 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
     const double kv_bytes = cache.dtype == DType::F16 ? 2.0 : 4.0;  // per cached element, K and V each
     QVL_ZONE("text.attn", l, 4.0 * S * ctxlen * Hq * D,
              2.0 * kv_bytes * Hkv * (cache.len + S) * D + 8.0 * S * Hq * D);
-    // Quantized models in an integer activation mode (≈1e−5 or coarser): prefill
-    // attention in split bf16 (≤ 2^−16), which matches that accuracy class.
+    // Quantized models in an integer activation mode: prefill attention in the
+    // accuracy class of that mode: split bf16 (≤ 2^−16) for the 15-bit Int16
+    // mode (≈1e−5), plain bf16 (2^−8 per operand) for Int8 (≈2^−8).
     const bool quantized = L.o.kind == WeightKind::Q4 || L.o.kind == WeightKind::Q8;
-    const AttnPrecision prec = quantized && quant_compute() != QuantCompute::F32 ? AttnPrecision::Split : AttnPrecision::F32;
+    const QuantCompute qc = quant_compute();
+    const AttnPrecision prec = !quantized || qc == QuantCompute::F32 ? AttnPrecision::F32
+                               : qc == QuantCompute::Int8           ? AttnPrecision::BF16
+                                                                    : AttnPrecision::Split;
     attention_causal(q_.data(), (int64_t)Hq * D, S, Hq, Hkv, D, cache.layer(l), cache.len,
                      1.0f / std::sqrt((float)D), att_.data(), (int64_t)Hq * D, prec);
   }

@@ -10,6 +10,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/dtype.h"
+#include "kernels/gemm_bf16.h"
 #include "test_util.h"
 
 namespace qvl {
@@ -133,6 +134,42 @@ TEST(KernelsAttention, CausalSplitPrefill) {
   attention_causal_ref(q.data(), Hq * D, S, Hq, Hkv, D, kv, past, scale, want.data(), Hq * D);
   const double delta = (std::ldexp(1.0, -16) + 2 * (D + 2) * kEps) * scale * D * 2 * 2;
   EXPECT_TRUE(test::AllClose(got, want, 2 * delta + std::ldexp(1.0, -15) + 2 * (ctx + 8) * kEps)) << "f16 cache";
+}
+
+// AttnPrecision::BF16 (prefill with bf16 operands on the bf16 engine). With q,
+// k, v already bf16 values the operand rounding of Q, K and V is exact, so the
+// only rounding left is P's (bf16 unit roundoff 2^−8 per probability):
+// |ΔO| ≤ 2^−8·Σp|v| ≤ 2^−8·max|v|, plus the fp32 sums' terms of the F32 test. Against the fp32 reference on the
+// same bf16-valued inputs, that checks masking, blocking and GQA mapping
+// tightly; on general inputs the error is that of rounding q, k, v (2^−8 each).
+TEST(KernelsAttention, CausalBf16Prefill) {
+  if (!gemm::bf16_available()) GTEST_SKIP() << "no bf16 engine (AMX or AVX512-BF16) on this CPU";
+  auto round_bf16 = [](std::vector<float>& x) {
+    for (float& f : x) f = bf16_to_f32(f32_to_bf16(f));
+  };
+  for (int D : {64, 128})
+    for (int group : {1, 2})
+      for (int64_t past : {0, 37, 300})
+        for (int64_t S : {5, 70, 130}) {
+          const int Hkv = 2, Hq = Hkv * group;
+          const int64_t ctx = past + S + 3;
+          const int64_t qs = Hq * D + 8, os = Hq * D + 4;
+          auto q = test::random_floats(S * qs, 31 + past + S, -2.f, 2.f);
+          auto k = test::random_floats(Hkv * ctx * D, 32, -2.f, 2.f);
+          auto v = test::random_floats(Hkv * ctx * D, 33);
+          round_bf16(q), round_bf16(k), round_bf16(v);
+          std::vector<float> got(S * os, 0.f), want(S * os, 0.f);
+          const float scale = 1.f / std::sqrt((float)D);
+          attention_causal(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale, got.data(), os,
+                           AttnPrecision::BF16);
+          attention_causal_ref(q.data(), qs, S, Hq, Hkv, D, k.data(), v.data(), ctx, past, scale, want.data(), os);
+          float vmax = 0.f;
+          for (float x : v) vmax = std::max(vmax, std::fabs(x));
+          // fp32 score sums: δ ≤ (D+2)ε·scale·D·max|q|·max|k| moves p by ≤ 2δ relative.
+          const double delta = (D + 2) * kEps * scale * D * 2 * 2;
+          const double tol = vmax * (std::ldexp(1.0, -8) + 2 * delta + 2 * (past + S + 8) * kEps);
+          EXPECT_TRUE(test::AllClose(got, want, tol)) << "D=" << D << " Hq=" << Hq << " past=" << past << " S=" << S;
+        }
 }
 
 }  // namespace
