@@ -328,6 +328,10 @@ BENCHMARK(BM_Q4Linear)
       }
       shapes.push_back({6144, 2048, 32, 512, 8});
       shapes.push_back({2048, 6144, 128, 512, 8});
+      for (int act : {8, 16}) {  // vision (448x448: 784 patches): patch embedding, fc1
+        shapes.push_back({1536, 1024, 32, 784, act});
+        shapes.push_back({1024, 4096, 32, 784, act});
+      }
       ThreadArgs(b, shapes);
     })
     ->ArgNames({"K", "N", "bs", "M", "act", "thr"})

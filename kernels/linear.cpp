@@ -5,8 +5,8 @@
 //   * larger M: the fp32 GEMM engine (gemm.h); F16/BF16 weights are converted
 //     to fp32 while the engine packs its B panels; with FloatCompute::BF16 the
 //     bf16 engine (gemm_bf16.h: AMX or AVX512-BF16) instead, also for Q4/Q8
-//     weights (then whatever quant_compute() says: BF16 is the explicit,
-//     scoped choice).
+//     weights (BF16 is the explicit, scoped choice) except when quant_compute()
+//     is Int8, whose integer GEMM is as accurate and twice as fast.
 // Quantized kinds live in linear_q.cpp.
 #include <cstring>
 #include <vector>
@@ -265,7 +265,12 @@ FloatCompute float_compute() { return g_float_compute; }
 void linear(const float* X, int64_t M, const LinearWeight& W, float* Y) {
   if (M <= 0 || W.N <= 0) return;
   if (W.kind == WeightKind::Q4 || W.kind == WeightKind::Q8) {
-    if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_available()) {
+    // bf16 float mode (the vision encoder under --vision-bf16): weights
+    // dequantized to bf16 panels, unless the activation mode already allows
+    // int8 activations (--act-bits 8), whose VNNI / AMX integer GEMM is the
+    // same accuracy class (≈2^−8) at twice the bf16 rate.
+    if (M > kGemvRows && float_compute() == FloatCompute::BF16 && gemm::bf16_available() &&
+        !(quant_compute() == QuantCompute::Int8 && linear_qi8_available())) {
       linear_q_dequant_gemm(X, M, W, Y);  // bf16 (AMX or AVX512-BF16)
       return;
     }
