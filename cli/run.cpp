@@ -51,11 +51,14 @@ void declare_run_flags(Flags& f, RunFlags& r, bool with_input) {
 void declare_precision_flags(Flags& f, PrecisionFlags& p) {
   f.add("--act-bits", &p.act_bits,
         "INT4/INT8 models: activation bits 8|16|32 (default 16 on AVX-512 VNNI: 15-bit integer, "
-        "~1e-5 relative; 8 fastest, approximate; 32 exact fp32). On AMX, prefill of 16 uses bf16 "
-        "split operands (3 products, ~2^-16) and of 8 bf16 weights and activations (~2^-8)");
+        "~1e-5 relative; 8 fastest, ~2^-8, with bf16 prefill attention; 32 exact fp32). On AMX, "
+        "prefill of 16 uses bf16 split operands (3 products, ~2^-16) and of 8 bf16 weights and "
+        "activations (~2^-8)");
   f.add("--int8-act", &p.int8_act, "same as --act-bits 8");
   f.add("--vision-bf16", &p.vision_bf16,
-        "vision encoder matmuls in bf16 on AMX, fp32 accumulation (faster, ~2^-7 relative; default fp32)");
+        "vision encoder in the ~2^-8 class (default: fp32, or the --act-bits integer mode for INT4/INT8 "
+        "weights): attention and float-weight matmuls in bf16 (AMX or AVX512-BF16, fp32 sums), quantized "
+        "weights in bf16 too, or on int8 activations with --act-bits 8 (fastest)");
   f.add("--kv-type", &p.kv_type, "KV cache element type: f32 (default, exact) or f16 (half the memory and decode cache reads)");
 }
 
