@@ -110,6 +110,28 @@ struct Mapping {
   }
 };
 
+// Resident and PMD-mapped bytes of the mappings that start inside `ranges`
+// (from /proc/self/smaps; zeros if it cannot be read).
+MappingStats stats_of(const std::vector<std::pair<uintptr_t, uintptr_t>>& ranges) {
+  MappingStats st;
+  std::ifstream f("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(f, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's header line
+      inside = false;
+      for (auto& [a, b] : ranges) inside |= lo >= a && lo < b;
+      continue;
+    }
+    if (!inside) continue;
+    size_t kb = 0;
+    if (std::sscanf(line.c_str(), "Rss: %zu kB", &kb) == 1) st.resident += kb << 10;
+    if (std::sscanf(line.c_str(), "FilePmdMapped: %zu kB", &kb) == 1) st.huge += kb << 10;
+  }
+  return st;
+}
+
 constexpr size_t kHugeBytes = size_t(2) << 20;
 
 // mmap of a whole file at a 2 MiB-aligned address (so file offset and virtual
@@ -136,6 +158,22 @@ void* map_aligned(int fd, size_t size) {
   return p;
 }
 
+// Files from this size on are checked for a page cache of mixed folio sizes
+// (the check makes up to 8 × 2 MiB of them resident at open).
+constexpr size_t kUpgradeBytes = size_t(256) << 20;
+
+// Touches one byte in each of 8 evenly spaced 2 MiB pieces of the mapping and
+// reports whether its page cache is mixed: at least one piece came in as a
+// 2 MiB page (so huge folios are possible here) and at least two did not.
+bool cached_partly_small(void* p, size_t size) {
+  const size_t pieces = size / kHugeBytes, n = std::min<size_t>(8, pieces);
+  volatile const char* c = static_cast<const char*>(p);
+  for (size_t i = 0; i < n; ++i) (void)c[(i * pieces / n) * kHugeBytes];
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const size_t huge_pieces = stats_of({{a, a + size}}).huge / kHugeBytes;
+  return huge_pieces >= 1 && huge_pieces + 2 <= n;
+}
+
 // Maps `path` (error messages use `shown`). A zero-length file gets no mapping.
 std::unique_ptr<Mapping> map_file(const std::string& path, const std::string& shown, bool huge) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -158,7 +196,6 @@ std::unique_ptr<Mapping> map_file(const std::string& path, const std::string& sh
       throw Error(shown + ": mmap failed (" + std::strerror(e) + ")");
     }
     m->base = p;
-    m->track();
     // Ask for 2 MiB page-cache folios mapped by single page-table entries, then
     // start reading the file into the page cache (asynchronous readahead).
     // Huge mappings cut the decode GEMVs' TLB misses (the weights stream
@@ -170,6 +207,25 @@ std::unique_ptr<Mapping> map_file(const std::string& path, const std::string& sh
     // also spares sparse readers such as the embedding table a disk fault per row.
     if (huge && m->size >= kHugeBytes) madvise(p, m->size, MADV_HUGEPAGE);
     madvise(p, m->size, MADV_WILLNEED);
+    if (huge && m->size >= kUpgradeBytes && cached_partly_small(p, m->size)) {
+      // Some of the file is cached in 2 MiB folios (so this file system and
+      // kernel build them) but most is not: another reader or a writer left
+      // 4 KiB pages. Drop the file's unmapped cached pages and read it again;
+      // one re-read from disk, after which every load maps it huge.
+      munmap(p, m->size);
+      m->base = nullptr;
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      p = map_aligned(fd, m->size);
+      if (p == MAP_FAILED) {
+        int e = errno;
+        ::close(fd);
+        throw Error(shown + ": mmap failed (" + std::strerror(e) + ")");
+      }
+      m->base = p;
+      madvise(p, m->size, MADV_HUGEPAGE);
+      madvise(p, m->size, MADV_WILLNEED);
+    }
+    m->track();
   }
   ::close(fd);
   return m;
@@ -570,23 +626,7 @@ MappingStats weight_mapping_stats() {
     std::lock_guard<std::mutex> l(g_maps_mu);
     maps = g_maps;
   }
-  MappingStats st;
-  std::ifstream f("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  while (std::getline(f, line)) {
-    unsigned long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's header line
-      inside = false;
-      for (auto& [a, b] : maps) inside |= lo >= a && lo < b;
-      continue;
-    }
-    if (!inside) continue;
-    size_t kb = 0;
-    if (std::sscanf(line.c_str(), "Rss: %zu kB", &kb) == 1) st.resident += kb << 10;
-    if (std::sscanf(line.c_str(), "FilePmdMapped: %zu kB", &kb) == 1) st.huge += kb << 10;
-  }
-  return st;
+  return stats_of(maps);
 }
 
 }  // namespace qvl
