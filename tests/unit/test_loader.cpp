@@ -213,6 +213,29 @@ size_t rss_bytes() {
   return pages_res * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
+// Writes DIR/NAME.bin (the floats w) and DIR/NAME.onnx, a model whose one
+// initializer NAME [4096, w.size()/4096] is external data in NAME.bin.
+bool write_external_model(const std::string& dir, const std::string& name, const std::vector<float>& w) {
+  {
+    std::ofstream bin(dir + "/" + name + ".bin", std::ios::binary);
+    bin.write(reinterpret_cast<const char*>(w.data()), (std::streamsize)(w.size() * 4));
+  }
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(4096);
+  t->add_dims((int64_t)w.size() / 4096);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* e = t->add_external_data();
+  e->set_key("location");
+  e->set_value(name + ".bin");
+  std::ofstream out(dir + "/" + name + ".onnx", std::ios::binary);
+  return m.SerializeToOstream(&out);
+}
+
 // A 64 MB external tensor: opening the model must not read or copy it (RSS
 // stays flat); reading it through TensorView brings in the file's pages only.
 TEST(Loader, OpeningDoesNotReadExternalData) {
@@ -221,24 +244,7 @@ TEST(Loader, OpeningDoesNotReadExternalData) {
   {
     std::vector<float> w(n);
     for (size_t i = 0; i < n; ++i) w[i] = static_cast<float>(i % 1000);
-    std::ofstream bin(dir + "/big.bin", std::ios::binary);
-    bin.write(reinterpret_cast<const char*>(w.data()), (std::streamsize)(n * 4));
-  }
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-  t->set_name("big");
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  t->add_dims(4096);
-  t->add_dims((int64_t)n / 4096);
-  t->set_data_location(onnx::TensorProto::EXTERNAL);
-  auto* e = t->add_external_data();
-  e->set_key("location");
-  e->set_value("big.bin");
-  {
-    std::ofstream out(dir + "/big.onnx", std::ios::binary);
-    ASSERT_TRUE(m.SerializeToOstream(&out));
+    ASSERT_TRUE(write_external_model(dir, "big", w));
   }
   const size_t before = rss_bytes();
   auto f = OnnxFile::open(dir + "/big.onnx");
@@ -292,27 +298,7 @@ TEST(Loader, DirectoryIsNotAModel) {
 TEST(Loader, WeightMappingsAlignedAndCounted) {
   const std::string dir = test::scratch_dir("loader_maps");
   const size_t n = 8u << 20;  // floats: 32 MB
-  {
-    std::vector<float> w(n, 1.0f);
-    std::ofstream bin(dir + "/w.bin", std::ios::binary);
-    bin.write(reinterpret_cast<const char*>(w.data()), (std::streamsize)(n * 4));
-  }
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  onnx::TensorProto* t = m.mutable_graph()->add_initializer();
-  t->set_name("w");
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  t->add_dims(4096);
-  t->add_dims((int64_t)n / 4096);
-  t->set_data_location(onnx::TensorProto::EXTERNAL);
-  auto* e = t->add_external_data();
-  e->set_key("location");
-  e->set_value("w.bin");
-  {
-    std::ofstream out(dir + "/w.onnx", std::ios::binary);
-    ASSERT_TRUE(m.SerializeToOstream(&out));
-  }
+  ASSERT_TRUE(write_external_model(dir, "w", std::vector<float>(n, 1.0f)));
   const MappingStats s0 = weight_mapping_stats();
   {
     auto f = OnnxFile::open(dir + "/w.onnx");
