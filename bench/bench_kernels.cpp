@@ -12,8 +12,8 @@
 // "act" selects the activation precision of quantized weights: 8 (QuantCompute::Int8),
 // 16 (Int16, split planes) or 32 (F32).
 // Run (idle machine; passive waiting avoids barrier spin when cores are shared):
-//   OMP_WAIT_POLICY=passive build/bench/bench_kernels --benchmark_repetitions=3 \
-//       --benchmark_report_aggregates_only=true --benchmark_min_time=0.3
+//   OMP_WAIT_POLICY=passive build/bench/bench_kernels --benchmark_repetitions=3
+//     --benchmark_report_aggregates_only=true --benchmark_min_time=0.3   (one command line)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
@@ -306,6 +306,24 @@ void BM_AttentionPrefill(benchmark::State& st) {
   rates(st, 2.0 * 2 * Hq * D * S * S / 2, 0, Bound::Fp32, (int)st.range(1));
 }
 
+// Vision attention of one image (Qwen3-VL ViT: 16 heads of 64 over the packed
+// qkv rows), fp32 (bf=0) or bf16 products (bf=1).
+void BM_AttentionVision(benchmark::State& st) {
+  const int64_t N = st.range(0);
+  const int H = 16, D = 64;
+  set_threads((int)st.range(2));
+  ScopedFloatCompute fc(st.range(1) ? FloatCompute::BF16 : FloatCompute::F32);
+  auto qkv = rnd(N * 3 * H * D);
+  std::vector<float> out(N * H * D);
+  const int64_t cu[2] = {0, N};
+  for (auto _ : st) {
+    attention_segments(qkv.data(), qkv.data() + H * D, qkv.data() + 2 * H * D, 3 * H * D, N, H, D, cu, 1,
+                       0.125f, out.data());
+    benchmark::ClobberMemory();
+  }
+  rates(st, 4.0 * H * D * N * N, 0, Bound::Fp32, (int)st.range(2));
+}
+
 void ThreadArgs(benchmark::internal::Benchmark* b, std::vector<std::vector<int64_t>> shapes) {
   for (int t : {1, 2})
     for (auto s : shapes) {
@@ -374,6 +392,12 @@ BENCHMARK(BM_AttentionDecode)
 BENCHMARK(BM_AttentionPrefill)
     ->Apply([](auto* b) { ThreadArgs(b, {{512}}); })
     ->ArgNames({"S", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_AttentionVision)
+    ->Apply([](auto* b) { ThreadArgs(b, {{784, 0}, {784, 1}, {3136, 0}, {3136, 1}}); })
+    ->ArgNames({"N", "bf16", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -484,7 +484,7 @@ void attention_segments_ref(const float* q, const float* k, const float* v, int6
 }
 
 // bf16 segment attention: (segment, head) tasks in parallel; each converts its
-// Kᵀ and V once to the AMX layout (gemm_bf16.h PackedB16) and runs every query
+// Kᵀ and V once to the bf16 engine's layout (gemm_bf16.h PackedB16) and runs every query
 // block against them (S = Q·Kᵀ and O = P·V in bf16, fp32 softmax between).
 static void segments_bf16(const float* q, const float* k, const float* v, int64_t stride, int H, int D,
                    const int64_t* cu_seqlens, int nseg, int64_t maxlen, float scale, float* out) {
@@ -530,7 +530,7 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
       items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
   const int64_t n_items = (int64_t)items.size() * H;
   const bool bf16 = float_compute() == FloatCompute::BF16 && gemm::bf16_available();
-  if (bf16 && gemm::bf16_amx_available()) {
+  if (bf16) {
     segments_bf16(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
     return;
   }

@@ -92,6 +92,22 @@ static void b16_scalar(int64_t M, const float* A, int64_t lda, const PackedB16& 
     }
 }
 
+// PackedB16 in the AMX layout by scalar loops (no bf16 engine compiled in).
+[[maybe_unused]] static void scalar_pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
+  out->N = N;
+  out->K = K;
+  out->pairs = false;
+  if (out->data.size() < (size_t)(np * 32 * kp)) out->data.resize((size_t)(np * 32 * kp));
+  std::vector<float> panel((size_t)(std::max<int64_t>(K, 1) * kNR));
+  for (int64_t p = 0; p < np; ++p) {
+    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
+    for (int64_t k = 0; k < kp; ++k)
+      for (int j = 0; j < 32; ++j)
+        out->data[b16_index(p * 32 + j, k, kp)] = k < K ? f32_to_bf16(panel[k * kNR + j]) : 0;
+  }
+}
+
 // hi / lo bf16 of x as the AMX path splits it.
 static inline void split_scalar(float x, float* hi, float* lo) {
   *hi = bf16_to_f32(f32_to_bf16(x));
@@ -338,6 +354,47 @@ void parallel(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
     } else {
       cpu::split_range(M, T, t, kMR, &b, &e);
       if (b < e) range(e - b, N, K, ap + b / kMR * kp2 * kMR, B, 0, C + b * ldc, ldc, accumulate);
+    }
+  }
+}
+
+// B in pair panels over the whole K (PackedB16 with pairs = true): panel j
+// (columns 32j ..) at uint32 offset j·kp2·32, pair p of column c at [p·32 + c].
+void pack_pairs(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+  const int64_t kp2 = pairs(K), np = (N + kNR - 1) / kNR;
+  out->N = N;
+  out->K = K;
+  out->pairs = true;
+  grow(out->data, (size_t)(np * kp2 * kNR * 2));
+  Scratch& s = scratch();
+  grow(s.panel, (size_t)kKC * kNR);
+  uint32_t* dst = reinterpret_cast<uint32_t*>(out->data.data());
+  for (int64_t j = 0; j < np; ++j) {
+    const int nr = (int)std::min<int64_t>(kNR, N - j * kNR);
+    for (int64_t k = 0; k < K; k += kKC) {
+      const int ck = (int)std::min<int64_t>(kKC, K - k);
+      pack_b_f32(B, k, ck, j * kNR, nr, s.panel.data());
+      panel_to_pairs(s.panel.data(), ck, dst + (j * kp2 + k / 2) * kNR);
+    }
+  }
+}
+
+// C[M, N] (+)= A · B on pair panels: A converted into slivers once, then every
+// (panel, sliver) micro-tile over the whole K (a panel is [kp2][32] uint32,
+// 4 KB for K = 64, ~100 KB for 1568 keys: L1 / L2 either way).
+void pairs_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C, int64_t ldc,
+                  bool accumulate) {
+  const int64_t N = B.N, K = B.K, kp2 = pairs(K), ns = (M + kMR - 1) / kMR;
+  Buffer<uint32_t>& a = scratch().a;
+  grow(a, (size_t)(ns * kp2 * kMR));
+  pack_a_pairs(A, lda, M, K, 0, ns, a.data());
+  const uint32_t* bp = reinterpret_cast<const uint32_t*>(B.data.data());
+  for (int64_t jr = 0; jr < N; jr += kNR) {
+    const int nr = (int)std::min<int64_t>(kNR, N - jr);
+    const uint32_t* panel = bp + jr * kp2;
+    for (int64_t ir = 0; ir < M; ir += kMR) {
+      const int mr = (int)std::min<int64_t>(kMR, M - ir);
+      kMicro[mr]((int)kp2, a.data() + ir * kp2, panel, C + ir * ldc + jr, ldc, nr, accumulate);
     }
   }
 }
@@ -627,10 +684,11 @@ static void amx_parallel(int64_t M, int64_t N, int64_t K, const float* A, int64_
   }
 }
 
-void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+static void amx_pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
   const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
   out->N = N;
   out->K = K;
+  out->pairs = false;
   if (out->data.size() < (size_t)(np * 32 * kp)) out->data.resize((size_t)(np * 32 * kp));
   static thread_local Buffer<float> panel;
   if (panel.size() < (size_t)(kp * kNR)) panel.resize((size_t)(kp * kNR));
@@ -640,12 +698,9 @@ void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
   }
 }
 
-void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
-                      int64_t ldc, bool accumulate) {
+static void amx_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                           int64_t ldc, bool accumulate) {
   const int64_t N = B.N, K = B.K;
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) return zero_c(M, N, C, ldc, accumulate);
-  if (!bf16_amx_available()) return b16_scalar(M, A, lda, B, C, ldc, accumulate);
   const int64_t kp = (K + 31) / 32 * 32, mp = (M + 31) / 32 * 32;
   const int ks = (int)(kp / 32);
   Buffer<uint16_t>& a = scratch().a;
@@ -712,28 +767,8 @@ void sgemm_b16_split_serial(int64_t M, int64_t n, int64_t k, const float* A, int
 }
 
 #else  // no AMX: scalar loops for the pre-packed products
-void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
-  const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
-  out->N = N;
-  out->K = K;
-  if (out->data.size() < (size_t)(np * 32 * kp)) out->data.resize((size_t)(np * 32 * kp));
-  std::vector<float> panel((size_t)(std::max<int64_t>(K, 1) * kNR));
-  for (int64_t p = 0; p < np; ++p) {
-    if (K > 0) pack_b_f32(B, 0, (int)K, p * 32, (int)std::min<int64_t>(32, N - p * 32), panel.data());
-    for (int64_t k = 0; k < kp; ++k)
-      for (int j = 0; j < 32; ++j)
-        out->data[b16_index(p * 32 + j, k, kp)] = k < K ? f32_to_bf16(panel[k * kNR + j]) : 0;
-  }
-}
-
-void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
-                      int64_t ldc, bool accumulate) {
-  b16_scalar(M, A, lda, B, C, ldc, accumulate);
-}
-
 
 bool bf16_amx_available() { return false; }
-
 void pack_b16_split(int64_t N, int64_t K, const BPacker& B, PackedB16Split* out) {
   const int64_t kp = (K + 31) / 32 * 32, np = (N + 31) / 32;
   for (PackedB16* p : {&out->hi, &out->lo}) {
@@ -767,6 +802,36 @@ bool bf16_available() {
 #else
   return bf16_amx_available();
 #endif
+}
+
+// AMX layout when AMX runs, else pair panels for the AVX512-BF16 engine, else
+// the AMX layout for the scalar loop.
+void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
+#if defined(QVL_AMX_BF16)
+  if (bf16_amx_available()) return amx_pack_b16(N, K, B, out);
+#endif
+#if defined(QVL_DP_BF16)
+  dp::pack_pairs(N, K, B, out);
+#else
+  scalar_pack_b16(N, K, B, out);
+#endif
+}
+
+void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
+                      int64_t ldc, bool accumulate) {
+  if (M <= 0 || B.N <= 0) return;
+  if (B.K <= 0) {
+    for (int64_t m = 0; m < M && !accumulate; ++m) std::memset(C + m * ldc, 0, (size_t)B.N * sizeof(float));
+    return;
+  }
+#if defined(QVL_DP_BF16)
+  if (B.pairs) return dp::pairs_serial(M, A, lda, B, C, ldc, accumulate);
+#endif
+#if defined(QVL_AMX_BF16)
+  if (bf16_amx_available()) return amx_b16_serial(M, A, lda, B, C, ldc, accumulate);
+#endif
+  QVL_ASSERT(!B.pairs);
+  b16_scalar(M, A, lda, B, C, ldc, accumulate);
 }
 
 // AMX when it runs, else AVX512-BF16 when compiled in, else the fp32 engine.

@@ -15,7 +15,8 @@
 // grants the XTILEDATA permission; else the AVX512-BF16 engine (vdpbf16ps,
 // 12×32 register tiles) when compiled with __AVX512BF16__; else every call
 // runs the fp32 engine (gemm::sgemm), i.e. the result is then fp32-exact, not
-// bf16-rounded. The pre-packed products below (PackedB16*) use AMX only.
+// bf16-rounded. The pre-packed products below: PackedB16 on AMX or AVX512-BF16,
+// PackedB16Split on AMX only.
 #pragma once
 #include <cstdint>
 
@@ -44,13 +45,17 @@ void sgemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, co
 // B converted once to bf16 in the AMX layout (VNNI pairs, 32-column panels
 // over the whole K) for several products with the same B, e.g. attention's
 // Kᵀ and V reused by every query block.
+// Without AMX, pack_b16 writes the AVX512-BF16 engine's pair panels instead
+// (pairs = true: 32-column panels of [ceil(K/2)][32] uint32 pairs).
 struct PackedB16 {
   Buffer<uint16_t> data;  // ceil(N/32) panels × [K rounded up to 32] × 32
   int64_t N = 0, K = 0;
+  bool pairs = false;
 };
 void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out);
 // C[M, N] (ldc) (+)= A[M, K] (fp32, lda) · B; serial, safe inside OpenMP regions.
-// AMX when available, else a scalar loop with the same bf16 rounding.
+// AMX or the AVX512-BF16 engine (whichever packed B), else a scalar loop with
+// the same bf16 rounding.
 void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
                       int64_t ldc, bool accumulate);
 

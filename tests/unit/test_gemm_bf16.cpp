@@ -315,7 +315,7 @@ TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
 TEST(GemmBf16Extra, PrepackedBMatchesReference) {
   // pack_b16 + sgemm_b16_serial (Bᵀ stored [N, K], as attention's K) vs the
   // bf16 reference; tails in M, N, K; accumulate into a strided C.
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{72, 100, 64}, {5, 33, 70}, {40, 64, 300}}) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{72, 100, 64}, {5, 33, 70}, {40, 64, 300}, {13, 45, 1101}}) {
     const int64_t ldc = N + 3;
     auto A = test::random_floats((size_t)(M * K), 31);
     auto Bt = test::random_floats((size_t)(N * K), 32);
