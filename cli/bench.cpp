@@ -147,6 +147,7 @@ int cmd_bench(int argc, char** argv) {
   QVL_CHECK(a.reps >= 1, "-r: must be >= 1");
   QVL_CHECK(a.gen >= 1, "--gen: must be >= 1");
   std::vector<int64_t> lengths = parse_list("--prompt-lengths", a.lengths);
+  QVL_CHECK(!lengths.empty(), "--prompt-lengths: give at least one length (decode is measured after each prefill)");
   std::vector<int64_t> sides = a.images.empty() ? std::vector<int64_t>{} : parse_list("--images", a.images);
   for (int64_t s : sides) QVL_CHECK(s % 32 == 0, "--images: %lld is not a multiple of 32", (long long)s);
 

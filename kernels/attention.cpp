@@ -483,37 +483,103 @@ void attention_segments_ref(const float* q, const float* k, const float* v, int6
   }
 }
 
-// bf16 segment attention: (segment, head) tasks in parallel; each converts its
-// Kᵀ and V once to the bf16 engine's layout (gemm_bf16.h PackedB16) and runs every query
-// block against them (S = Q·Kᵀ and O = P·V in bf16, fp32 softmax between).
-static void segments_bf16(const float* q, const float* k, const float* v, int64_t stride, int H, int D,
-                   const int64_t* cu_seqlens, int nseg, int64_t maxlen, float scale, float* out) {
+namespace {
+
+// row[j] = exp(scale·(row[j] − max_j row)) in place; returns 1 / Σ_j row[j]
+// (the caller normalizes the product P·V instead of P: D values per row, not n).
+float exp_row_scaled(float* row, int64_t n, float scale) {
+  int64_t j = 0;
+  float mx = -INFINITY, sum = 0.f;
+#if defined(__AVX512F__)
+  __m512 vm = _mm512_set1_ps(-INFINITY);
+  for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
+  mx = _mm512_reduce_max_ps(vm);
+#endif
+  for (; j < n; ++j) mx = std::max(mx, row[j]);
+  const float off = scale * mx;
+  j = 0;
+#if defined(__AVX512F__)
+  const __m512 vs = _mm512_set1_ps(scale), vo = _mm512_set1_ps(off);
+  __m512 acc = _mm512_setzero_ps();
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = vmath::exp512(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vs, vo));
+    _mm512_storeu_ps(row + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#endif
+  for (; j < n; ++j) {
+    row[j] = std::exp(scale * row[j] - off);
+    sum += row[j];
+  }
+  return 1.f / sum;
+}
+
+// The two engines of packed segment attention: fp32 (gemm.h) and bf16 (gemm_bf16.h).
+struct F32Engine {
+  using Packed = gemm::PackedB;
+  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b(N, K, B, p); }
+  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc) {
+    gemm::sgemm_packed_serial(M, A, lda, B, C, ldc, false);
+  }
+};
+struct Bf16Engine {
+  using Packed = gemm::PackedB16;
+  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b16(N, K, B, p); }
+  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc) {
+    gemm::sgemm_b16_serial(M, A, lda, B, C, ldc, false);
+  }
+};
+
+// Segment attention on packed operands: first every (segment, head)'s Kᵀ and V
+// packed once (2·nseg·H tasks in parallel), then (segment, query block, head)
+// items in parallel, each S = Q·Kᵀ, P = exp(scale·(S − rowmax)) in fp32,
+// O = (P·V) / rowsum against the packed pair. The packed buffers are grow-only and reused by every layer.
+template <class E>
+void segments_packed(const float* q, const float* k, const float* v, int64_t stride, int H, int D,
+                     const int64_t* cu_seqlens, int nseg, int64_t maxlen, float scale, float* out) {
+  const int64_t tasks = (int64_t)nseg * H;
+  static thread_local std::vector<typename E::Packed> kt_own, vb_own;
+  // The workers must use the calling thread's instances.
+  std::vector<typename E::Packed>& kt = kt_own;
+  std::vector<typename E::Packed>& vb = vb_own;
+  if ((int64_t)kt.size() < tasks) kt.resize(tasks), vb.resize(tasks);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < 2 * tasks; ++t) {
+    const int64_t g = t / 2 / H, b = cu_seqlens[g], nk = cu_seqlens[g + 1] - b;
+    const int64_t off = b * stride + (t / 2 % H) * D;
+    if (nk <= 0) continue;
+    if (t % 2 == 0) E::pack(nk, D, gemm::PackF32(k + off, stride, true), &kt[t / 2]);
+    else E::pack(D, nk, gemm::PackF32(v + off, stride, false), &vb[t / 2]);
+  }
   const int64_t qb = query_block(maxlen);
+  struct Item { int64_t seg, q0, q1; };
+  std::vector<Item> items;
+  for (int g = 0; g < nseg; ++g)
+    for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
+      items.push_back({g, i, std::min(cu_seqlens[g + 1], i + qb)});
+  const int64_t n_items = (int64_t)items.size() * H;
 #pragma omp parallel
   {
     static thread_local Buffer<float> sc;
     grow(sc, qb * maxlen + 16);
-    gemm::PackedB16 kt, vb;
+    std::vector<float> inv(qb);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < (int64_t)nseg * H; ++t) {
-      const int64_t b = cu_seqlens[t / H], e = cu_seqlens[t / H + 1], nk = e - b;
-      const int64_t off = (t % H) * D;
-      if (nk <= 0) continue;
-      gemm::pack_b16(nk, D, gemm::PackF32(k + b * stride + off, stride, true), &kt);
-      gemm::pack_b16(D, nk, gemm::PackF32(v + b * stride + off, stride, false), &vb);
-      for (int64_t q0 = b; q0 < e; q0 += qb) {
-        const int64_t nq = std::min(qb, e - q0);
-        gemm::sgemm_b16_serial(nq, q + q0 * stride + off, stride, kt, sc.data(), nk, false);
-        for (int64_t r = 0; r < nq; ++r) {
-          float* row = sc.data() + r * nk;
-          for (int64_t j = 0; j < nk; ++j) row[j] *= scale;
-          softmax(row, 1, nk);
-        }
-        gemm::sgemm_b16_serial(nq, sc.data(), nk, vb, out + q0 * H * D + off, (int64_t)H * D, false);
-      }
+    for (int64_t t = 0; t < n_items; ++t) {  // head-major: a head's packed Kᵀ / V stay in L2
+      const Item& it = items[t % (int64_t)items.size()];
+      const int h = (int)(t / (int64_t)items.size());
+      const int64_t nk = cu_seqlens[it.seg + 1] - cu_seqlens[it.seg], nq = it.q1 - it.q0, off = (int64_t)h * D;
+      const int64_t pk = it.seg * H + h;
+      E::mul(nq, q + it.q0 * stride + off, stride, kt[pk], sc.data(), nk);
+      for (int64_t r = 0; r < nq; ++r) inv[r] = exp_row_scaled(sc.data() + r * nk, nk, scale);
+      float* o = out + it.q0 * H * D + off;
+      E::mul(nq, sc.data(), nk, vb[pk], o, (int64_t)H * D);
+      for (int64_t r = 0; r < nq; ++r) scale_row(o + r * H * D, D, inv[r]);
     }
   }
 }
+
+}  // namespace
 
 void attention_segments(const float* q, const float* k, const float* v, int64_t stride,
                         int64_t N, int H, int D, const int64_t* cu_seqlens, int nseg,
@@ -521,37 +587,24 @@ void attention_segments(const float* q, const float* k, const float* v, int64_t 
   int64_t maxlen = 0;
   for (int g = 0; g < nseg; ++g) maxlen = std::max(maxlen, cu_seqlens[g + 1] - cu_seqlens[g]);
   if (maxlen <= 0) return;
-  // Work items: (segment, query block, head).
-  const int64_t qb = query_block(maxlen);
-  struct Item { int64_t seg_b, seg_e, q0, q1; };
-  std::vector<Item> items;
-  for (int g = 0; g < nseg; ++g)
-    for (int64_t i = cu_seqlens[g]; i < cu_seqlens[g + 1]; i += qb)
-      items.push_back({cu_seqlens[g], cu_seqlens[g + 1], i, std::min(cu_seqlens[g + 1], i + qb)});
-  const int64_t n_items = (int64_t)items.size() * H;
-  const bool bf16 = float_compute() == FloatCompute::BF16 && gemm::bf16_available();
-  if (bf16) {
-    segments_bf16(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
-    return;
-  }
+  if (float_compute() == FloatCompute::BF16 && gemm::bf16_available())
+    return segments_packed<Bf16Engine>(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
+  if (gemm::available())
+    return segments_packed<F32Engine>(q, k, v, stride, H, D, cu_seqlens, nseg, maxlen, scale, out);
+  // No AVX-512: one row at a time, (row, head) items.
 #pragma omp parallel
   {
     static thread_local Buffer<float> sc;
-    grow(sc, qb * maxlen + 16);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_items; ++t) {
-      const Item& it = items[t / H];
+    grow(sc, maxlen + 16);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t t = 0; t < N * H; ++t) {
+      const int64_t i = t / H;
       const int h = (int)(t % H);
-      const int64_t off = (int64_t)h * D;
-      if (!gemm::available()) {
-        for (int64_t i = it.q0; i < it.q1; ++i)
-          attend_row(q + i * stride + off, k + it.seg_b * stride + off, v + it.seg_b * stride + off,
-                     stride, it.seg_e - it.seg_b, D, scale, sc.data(), out + (i * H + h) * D);
-        continue;
-      }
-      attend_block(q + it.q0 * stride + off, stride, it.q1 - it.q0, k + it.seg_b * stride + off,
-                   v + it.seg_b * stride + off, stride, it.seg_e - it.seg_b, nullptr, D, scale,
-                   out + (it.q0 * H + h) * D, (int64_t)H * D, sc.data(), bf16);
+      int g = 0;
+      while (cu_seqlens[g + 1] <= i) ++g;
+      const int64_t b = cu_seqlens[g], off = (int64_t)h * D;
+      attend_row(q + i * stride + off, k + b * stride + off, v + b * stride + off, stride, cu_seqlens[g + 1] - b, D,
+                 scale, sc.data(), out + (i * H + h) * D);
     }
   }
 }

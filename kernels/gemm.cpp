@@ -67,11 +67,20 @@ constexpr int64_t kMC = 144;   // rows of A per packed block (12 slivers)
 constexpr int64_t kNC = 2048;  // columns of B per packed block
 
 // Packs A[m0.., k0..] (mr ≤ kMR rows, kc deep) as dst[k·kMR + i], rows ≥ mr zero.
+// Full slivers: 16 k of the 12 rows at a time through a register transpose
+// (rows 12..15 zero, each k's 12 values stored masked).
 void pack_a(const float* A, int64_t lda, int mr, int kc, float* dst) {
   if (mr == kMR) {
-    for (int i = 0; i < kMR; ++i) {
-      const float* src = A + i * lda;
-      for (int k = 0; k < kc; ++k) dst[k * kMR + i] = src[k];
+    __m512 v[16];
+    for (int i = kMR; i < 16; ++i) v[i] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k += 16) {
+      const int kn = std::min(16, kc - k);
+      const __mmask16 km = kn == 16 ? (__mmask16)0xffff : (__mmask16)((1u << kn) - 1);
+      for (int i = 0; i < kMR; ++i) v[i] = _mm512_maskz_loadu_ps(km, A + i * lda + k);
+      __m512 t[16];
+      for (int i = 0; i < 16; ++i) t[i] = v[i];
+      vmath::transpose16(t);
+      for (int c = 0; c < kn; ++c) _mm512_mask_storeu_ps(dst + (k + c) * kMR, (__mmask16)0x0fff, t[c]);
     }
     return;
   }
@@ -160,6 +169,45 @@ void sgemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
   sgemm_range(M, N, K, A, lda, B, 0, C, ldc, accumulate);
 }
 
+void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
+  const int64_t np = (N + kNR - 1) / kNR;
+  out->N = N;
+  out->K = K;
+  grow(out->data, (size_t)(np * std::max<int64_t>(K, 1) * kNR));
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t k = 0; k < K; k += kKC)
+      B.pack(k, (int)std::min<int64_t>(kKC, K - k), j * kNR, (int)std::min<int64_t>(kNR, N - j * kNR),
+             out->data.data() + (j * K + k) * kNR);
+}
+
+void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
+                         bool accumulate) {
+  const int64_t N = B.N, K = B.K;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t m = 0; m < M && !accumulate; ++m) std::memset(C + m * ldc, 0, N * sizeof(float));
+    return;
+  }
+  Scratch& s = scratch();
+  grow(s.a, (size_t)(kKC * kMC));
+  for (int64_t pc = 0; pc < K; pc += kKC) {
+    const int kc = (int)std::min<int64_t>(kKC, K - pc);
+    const bool acc = accumulate || pc > 0;
+    for (int64_t ic = 0; ic < M; ic += kMC) {
+      const int64_t mc = std::min(kMC, M - ic);
+      for (int64_t ir = 0; ir < mc; ir += kMR)
+        pack_a(A + (ic + ir) * lda + pc, lda, (int)std::min<int64_t>(kMR, mc - ir), kc, s.a.data() + ir * kc);
+      for (int64_t jr = 0; jr < N; jr += kNR) {
+        const int nr = (int)std::min<int64_t>(kNR, N - jr);
+        const float* bp = B.data.data() + (jr * K + pc * kNR);
+        for (int64_t ir = 0; ir < mc; ir += kMR)
+          kMicro[std::min<int64_t>(kMR, mc - ir)](kc, s.a.data() + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, nr,
+                                                  acc);
+      }
+    }
+  }
+}
+
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
            float* C, int64_t ldc, bool accumulate) {
   const int nt = cpu::threads();
@@ -206,6 +254,28 @@ void sgemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
            float* C, int64_t ldc, bool accumulate) {
   sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
+}
+
+void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
+  const int64_t np = (N + kNR - 1) / kNR;
+  out->N = N;
+  out->K = K;
+  grow(out->data, (size_t)(np * std::max<int64_t>(K, 1) * kNR));
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t k = 0; k < K; k += kKC)
+      B.pack(k, (int)std::min<int64_t>(kKC, K - k), j * kNR, (int)std::min<int64_t>(kNR, N - j * kNR),
+             out->data.data() + (j * K + k) * kNR);
+}
+
+void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
+                         bool accumulate) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < B.N; ++n) {
+      const float* panel = B.data.data() + (n / kNR) * B.K * kNR + n % kNR;
+      float s = accumulate ? C[m * ldc + n] : 0.f;
+      for (int64_t k = 0; k < B.K; ++k) s += A[m * lda + k] * panel[k * kNR];
+      C[m * ldc + n] = s;
+    }
 }
 
 #endif

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/base.h"
+
 namespace qvl::gemm {
 
 constexpr int kMR = 12;   // rows of C per micro-tile
@@ -39,5 +41,16 @@ void sgemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 // Same, split over N across the OpenMP threads.
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
            float* C, int64_t ldc, bool accumulate);
+
+// B packed once for several products (attention's Kᵀ and V, reused by every
+// query block): ceil(N/kNR) panels of [K][kNR] floats, columns ≥ N zero.
+struct PackedB {
+  Buffer<float> data;
+  int64_t N = 0, K = 0;
+};
+void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out);
+// C[M, N] (ldc) (+)= A[M, K] (lda) · B, single-threaded; safe inside OpenMP regions.
+void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
+                         bool accumulate);
 
 }  // namespace qvl::gemm

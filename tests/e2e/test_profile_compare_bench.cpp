@@ -224,6 +224,9 @@ TEST(Bench, JsonHasEveryKey) {
   rc = qvl("bench -m '" + model("int4-b32") + "' -r 0", &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("-r"), std::string::npos) << out;
+  rc = qvl("bench -m '" + model("int4-b32") + "' --prompt-lengths ''", &out);  // an error, not a crash
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("--prompt-lengths"), std::string::npos) << out;
 }
 
 }  // namespace
