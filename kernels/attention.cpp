@@ -361,6 +361,99 @@ void attend_block(const float* Q, int64_t lda, int64_t nq, const float* K, const
 // Query rows per block: keep the score block near 1 MB.
 int64_t query_block(int64_t nk) { return std::max<int64_t>(12, std::min<int64_t>(96, (1 << 18) / std::max<int64_t>(nk, 1) / 12 * 12)); }
 
+// row[j] = exp(scale·(row[j] − max_j row)) in place; returns 1 / Σ_j row[j]
+// (the caller normalizes the product P·V instead of P: D values per row, not n).
+float exp_row_scaled(float* row, int64_t n, float scale) {
+  int64_t j = 0;
+  float mx = -INFINITY, sum = 0.f;
+#if defined(__AVX512F__)
+  __m512 vm = _mm512_set1_ps(-INFINITY);
+  for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
+  mx = _mm512_reduce_max_ps(vm);
+#endif
+  for (; j < n; ++j) mx = std::max(mx, row[j]);
+  const float off = scale * mx;
+  j = 0;
+#if defined(__AVX512F__)
+  const __m512 vs = _mm512_set1_ps(scale), vo = _mm512_set1_ps(off);
+  __m512 acc = _mm512_setzero_ps();
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = vmath::exp512(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vs, vo));
+    _mm512_storeu_ps(row + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#endif
+  for (; j < n; ++j) {
+    row[j] = std::exp(scale * row[j] - off);
+    sum += row[j];
+  }
+  return 1.f / sum;
+}
+
+// The two engines of packed attention: fp32 (gemm.h) and bf16 (gemm_bf16.h);
+// mul takes prefixes n ≤ B.N, k ≤ B.K (the bf16 one on the pair layout only).
+struct F32Engine {
+  using Packed = gemm::PackedB;
+  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b(N, K, B, p); }
+  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc,
+                  int64_t n = -1, int64_t k = -1) {
+    gemm::sgemm_packed_serial(M, A, lda, B, C, ldc, false, n, k);
+  }
+};
+struct Bf16Engine {
+  using Packed = gemm::PackedB16;
+  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b16(N, K, B, p); }
+  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc,
+                  int64_t n = -1, int64_t k = -1) {
+    gemm::sgemm_b16_serial(M, A, lda, B, C, ldc, false, n, k);
+  }
+};
+
+
+// Causal prefill on packed operands (fp32, or bf16 on the pair layout): every
+// KV head's Kᵀ and V over the n = past + S rows in use packed once (2·Hkv tasks
+// in parallel), then (query block, head) items, longest rows first: block
+// [s0, s1) multiplies the prefixes of nk = past + s1 keys, row r keeps keys
+// < past + s0 + r + 1, O = (P·V) / rowsum.
+template <class E>
+void causal_packed(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv, int D, const float* kcache,
+                   const float* vcache, int64_t ctx, int64_t past, float scale, float* out, int64_t out_stride) {
+  const int group = Hq / Hkv;
+  const int64_t n = past + S, qb = query_block(n), nblk = (S + qb - 1) / qb;
+  static thread_local std::vector<typename E::Packed> kt_own, vb_own;  // grow-only, reused by every layer
+  std::vector<typename E::Packed>& kt = kt_own;  // the calling thread's, shared with the workers
+  std::vector<typename E::Packed>& vb = vb_own;
+  if ((int)kt.size() < Hkv) kt.resize(Hkv), vb.resize(Hkv);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < 2 * (int64_t)Hkv; ++t) {
+    const int64_t off = t / 2 * ctx * D;
+    if (t % 2 == 0) E::pack(n, D, gemm::PackF32(kcache + off, D, true), &kt[t / 2]);
+    else E::pack(D, n, gemm::PackF32(vcache + off, D, false), &vb[t / 2]);
+  }
+#pragma omp parallel
+  {
+    static thread_local Buffer<float> sc;
+    grow(sc, qb * n + 16);
+    std::vector<float> inv(qb);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t blk = nblk - 1; blk >= 0; --blk)
+      for (int h = 0; h < Hq; ++h) {
+        const int64_t s0 = blk * qb, s1 = std::min(S, s0 + qb), nq = s1 - s0, nk = past + s1;
+        E::mul(nq, q + s0 * q_stride + (int64_t)h * D, q_stride, kt[h / group], sc.data(), nk, nk, D);
+        for (int64_t r = 0; r < nq; ++r) {
+          float* row = sc.data() + r * nk;
+          const int64_t lim = past + s0 + r + 1;
+          inv[r] = exp_row_scaled(row, lim, scale);
+          for (int64_t j = lim; j < nk; ++j) row[j] = 0.f;
+        }
+        float* o = out + s0 * out_stride + (int64_t)h * D;
+        E::mul(nq, sc.data(), nk, vb[h / group], o, out_stride, D, nk);
+        for (int64_t r = 0; r < nq; ++r) scale_row(o + r * out_stride, D, inv[r]);
+      }
+  }
+}
+
 // Prefill with split-bf16 products (AttnPrecision::Split): Kᵀ and V of every KV
 // head split and packed once (in parallel over heads), then (query block, head)
 // items as in the fp32 path with S = Q·Kᵀ and O = P·V on the packed prefixes.
@@ -447,8 +540,13 @@ void attention_causal(const float* q, int64_t q_stride, int64_t S, int Hq, int H
   if (prec == AttnPrecision::Split &&
       causal_split(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride))
     return;
-  // Prefill: (head, query block) items; block [s0, s1) sees keys [0, past + s1).
   const bool bf16 = prec == AttnPrecision::BF16 && gemm::bf16_available();
+  if (!bf16)
+    return causal_packed<F32Engine>(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride);
+  if (!gemm::bf16_amx_available())  // the AVX512-BF16 engine: pair layout, prefixes supported
+    return causal_packed<Bf16Engine>(q, q_stride, S, Hq, Hkv, D, kcache, vcache, ctx, past, scale, out, out_stride);
+  // bf16 on AMX: (head, query block) items, K / V converted per block;
+  // block [s0, s1) sees keys [0, past + s1).
   const int group = Hq / Hkv;
   const int64_t qb = query_block(past + S);
   const int64_t nblk = (S + qb - 1) / qb;
@@ -484,52 +582,6 @@ void attention_segments_ref(const float* q, const float* k, const float* v, int6
 }
 
 namespace {
-
-// row[j] = exp(scale·(row[j] − max_j row)) in place; returns 1 / Σ_j row[j]
-// (the caller normalizes the product P·V instead of P: D values per row, not n).
-float exp_row_scaled(float* row, int64_t n, float scale) {
-  int64_t j = 0;
-  float mx = -INFINITY, sum = 0.f;
-#if defined(__AVX512F__)
-  __m512 vm = _mm512_set1_ps(-INFINITY);
-  for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
-  mx = _mm512_reduce_max_ps(vm);
-#endif
-  for (; j < n; ++j) mx = std::max(mx, row[j]);
-  const float off = scale * mx;
-  j = 0;
-#if defined(__AVX512F__)
-  const __m512 vs = _mm512_set1_ps(scale), vo = _mm512_set1_ps(off);
-  __m512 acc = _mm512_setzero_ps();
-  for (; j + 16 <= n; j += 16) {
-    const __m512 e = vmath::exp512(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vs, vo));
-    _mm512_storeu_ps(row + j, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  sum = _mm512_reduce_add_ps(acc);
-#endif
-  for (; j < n; ++j) {
-    row[j] = std::exp(scale * row[j] - off);
-    sum += row[j];
-  }
-  return 1.f / sum;
-}
-
-// The two engines of packed segment attention: fp32 (gemm.h) and bf16 (gemm_bf16.h).
-struct F32Engine {
-  using Packed = gemm::PackedB;
-  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b(N, K, B, p); }
-  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc) {
-    gemm::sgemm_packed_serial(M, A, lda, B, C, ldc, false);
-  }
-};
-struct Bf16Engine {
-  using Packed = gemm::PackedB16;
-  static void pack(int64_t N, int64_t K, const gemm::BPacker& B, Packed* p) { gemm::pack_b16(N, K, B, p); }
-  static void mul(int64_t M, const float* A, int64_t lda, const Packed& B, float* C, int64_t ldc) {
-    gemm::sgemm_b16_serial(M, A, lda, B, C, ldc, false);
-  }
-};
 
 // Segment attention on packed operands: first every (segment, head)'s Kᵀ and V
 // packed once (2·nseg·H tasks in parallel), then (segment, query block, head)

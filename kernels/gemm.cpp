@@ -181,8 +181,9 @@ void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
 }
 
 void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
-                         bool accumulate) {
-  const int64_t N = B.N, K = B.K;
+                         bool accumulate, int64_t n, int64_t k) {
+  QVL_ASSERT(n <= B.N && k <= B.K);
+  const int64_t N = n < 0 ? B.N : n, K = k < 0 ? B.K : k, ldp = B.K;  // ldp: rows of a packed panel
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t m = 0; m < M && !accumulate; ++m) std::memset(C + m * ldc, 0, N * sizeof(float));
@@ -199,7 +200,7 @@ void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& 
         pack_a(A + (ic + ir) * lda + pc, lda, (int)std::min<int64_t>(kMR, mc - ir), kc, s.a.data() + ir * kc);
       for (int64_t jr = 0; jr < N; jr += kNR) {
         const int nr = (int)std::min<int64_t>(kNR, N - jr);
-        const float* bp = B.data.data() + (jr * K + pc * kNR);
+        const float* bp = B.data.data() + (jr * ldp + pc * kNR);
         for (int64_t ir = 0; ir < mc; ir += kMR)
           kMicro[std::min<int64_t>(kMR, mc - ir)](kc, s.a.data() + ir * kc, bp, C + (ic + ir) * ldc + jr, ldc, nr,
                                                   acc);
@@ -268,13 +269,15 @@ void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
 }
 
 void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
-                         bool accumulate) {
+                         bool accumulate, int64_t n, int64_t k) {
+  QVL_ASSERT(n <= B.N && k <= B.K);
+  const int64_t N = n < 0 ? B.N : n, K = k < 0 ? B.K : k;
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < B.N; ++n) {
-      const float* panel = B.data.data() + (n / kNR) * B.K * kNR + n % kNR;
-      float s = accumulate ? C[m * ldc + n] : 0.f;
-      for (int64_t k = 0; k < B.K; ++k) s += A[m * lda + k] * panel[k * kNR];
-      C[m * ldc + n] = s;
+    for (int64_t j = 0; j < N; ++j) {
+      const float* panel = B.data.data() + (j / kNR) * B.K * kNR + j % kNR;
+      float s = accumulate ? C[m * ldc + j] : 0.f;
+      for (int64_t i = 0; i < K; ++i) s += A[m * lda + i] * panel[i * kNR];
+      C[m * ldc + j] = s;
     }
 }
 

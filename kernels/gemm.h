@@ -49,8 +49,9 @@ struct PackedB {
   int64_t N = 0, K = 0;
 };
 void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out);
-// C[M, N] (ldc) (+)= A[M, K] (lda) · B, single-threaded; safe inside OpenMP regions.
+// C[M, n] (ldc) (+)= A[M, k] (lda) · B[:k, :n], single-threaded, safe inside
+// OpenMP regions; n, k < 0 mean B.N, B.K (prefixes: causal attention).
 void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
-                         bool accumulate);
+                         bool accumulate, int64_t n = -1, int64_t k = -1);
 
 }  // namespace qvl::gemm

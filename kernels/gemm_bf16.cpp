@@ -382,16 +382,18 @@ void pack_pairs(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
 // C[M, N] (+)= A · B on pair panels: A converted into slivers once, then every
 // (panel, sliver) micro-tile over the whole K (a panel is [kp2][32] uint32,
 // 4 KB for K = 64, ~100 KB for 1568 keys: L1 / L2 either way).
-void pairs_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C, int64_t ldc,
-                  bool accumulate) {
-  const int64_t N = B.N, K = B.K, kp2 = pairs(K), ns = (M + kMR - 1) / kMR;
+// Prefixes: columns [0, N) and rows [0, K) of B. An odd K pairs row K − 1 of B
+// with row K, which meets A's zero padding (B's rows are finite).
+void pairs_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const PackedB16& B, float* C,
+                  int64_t ldc, bool accumulate) {
+  const int64_t kp2 = pairs(K), ldp = pairs(B.K), ns = (M + kMR - 1) / kMR;
   Buffer<uint32_t>& a = scratch().a;
   grow(a, (size_t)(ns * kp2 * kMR));
   pack_a_pairs(A, lda, M, K, 0, ns, a.data());
   const uint32_t* bp = reinterpret_cast<const uint32_t*>(B.data.data());
   for (int64_t jr = 0; jr < N; jr += kNR) {
     const int nr = (int)std::min<int64_t>(kNR, N - jr);
-    const uint32_t* panel = bp + jr * kp2;
+    const uint32_t* panel = bp + jr * ldp;
     for (int64_t ir = 0; ir < M; ir += kMR) {
       const int mr = (int)std::min<int64_t>(kMR, M - ir);
       kMicro[mr]((int)kp2, a.data() + ir * kp2, panel, C + ir * ldc + jr, ldc, nr, accumulate);
@@ -818,19 +820,21 @@ void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out) {
 }
 
 void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
-                      int64_t ldc, bool accumulate) {
-  if (M <= 0 || B.N <= 0) return;
-  if (B.K <= 0) {
-    for (int64_t m = 0; m < M && !accumulate; ++m) std::memset(C + m * ldc, 0, (size_t)B.N * sizeof(float));
+                      int64_t ldc, bool accumulate, int64_t n, int64_t k) {
+  QVL_ASSERT(n <= B.N && k <= B.K);
+  const int64_t N = n < 0 ? B.N : n, K = k < 0 ? B.K : k;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t m = 0; m < M && !accumulate; ++m) std::memset(C + m * ldc, 0, (size_t)N * sizeof(float));
     return;
   }
 #if defined(QVL_DP_BF16)
-  if (B.pairs) return dp::pairs_serial(M, A, lda, B, C, ldc, accumulate);
+  if (B.pairs) return dp::pairs_serial(M, N, K, A, lda, B, C, ldc, accumulate);
 #endif
+  QVL_ASSERT(!B.pairs && N == B.N && K == B.K);  // prefixes: pair layout only
 #if defined(QVL_AMX_BF16)
   if (bf16_amx_available()) return amx_b16_serial(M, A, lda, B, C, ldc, accumulate);
 #endif
-  QVL_ASSERT(!B.pairs);
   b16_scalar(M, A, lda, B, C, ldc, accumulate);
 }
 

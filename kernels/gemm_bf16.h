@@ -56,8 +56,10 @@ void pack_b16(int64_t N, int64_t K, const BPacker& B, PackedB16* out);
 // C[M, N] (ldc) (+)= A[M, K] (fp32, lda) · B; serial, safe inside OpenMP regions.
 // AMX or the AVX512-BF16 engine (whichever packed B), else a scalar loop with
 // the same bf16 rounding.
+// n, k < 0 mean B.N, B.K; prefixes n ≤ B.N columns, k ≤ B.K rows only on the
+// pair layout (B.pairs).
 void sgemm_b16_serial(int64_t M, const float* A, int64_t lda, const PackedB16& B, float* C,
-                      int64_t ldc, bool accumulate);
+                      int64_t ldc, bool accumulate, int64_t n = -1, int64_t k = -1);
 
 // Split operands: a = a_hi + a_lo, b = b_hi + b_lo (bf16 each, RNE, lo = the
 // rounded residual) and C = a_hi·b_hi + a_hi·b_lo + a_lo·b_hi — three AMX
