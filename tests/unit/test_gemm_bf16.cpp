@@ -338,6 +338,39 @@ TEST(GemmBf16Extra, PrepackedBMatchesReference) {
   }
 }
 
+TEST(GemmBf16Extra, PrepackedBPrefixes) {
+  // Leading prefixes of a pack_b16 (n ≤ N columns, k ≤ K rows; odd k pairs
+  // row k − 1 with a packed row past the prefix, which must not contribute) on
+  // the AVX512-BF16 pair layout, the layout causal attention multiplies by
+  // prefix; vs the bf16 reference on the prefix alone.
+  gemm::PackedB16 probe;
+  gemm::pack_b16(4, 4, gemm::PackF32(std::vector<float>(16, 1.f).data(), 4, true), &probe);
+  if (!probe.pairs) GTEST_SKIP() << "prefix products need the AVX512-BF16 pair layout (AMX or no bf16 engine here)";
+  for (auto [M, N, K, n, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{30, 100, 64, 71, 64},
+                               {12, 64, 301, 64, 137}, {5, 33, 70, 1, 1}, {40, 130, 515, 97, 514}}) {
+    const int64_t ldc = n + 3;
+    auto A = test::random_floats((size_t)(M * k), 61);
+    auto Bt = test::random_floats((size_t)(N * K), 62);
+    auto C0 = test::random_floats((size_t)(M * ldc), 63);
+    gemm::PackedB16 packed;
+    gemm::pack_b16(N, K, gemm::PackF32(Bt.data(), K, true), &packed);
+    auto got = C0, ref = C0;
+    gemm::sgemm_b16_serial(M, A.data(), k, packed, got.data(), ldc, true, n, k);
+    gemm::sgemm_bf16_ref(M, n, k, A.data(), k, gemm::PackF32(Bt.data(), K, true), ref.data(), ldc, true);
+    double worst = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < n; ++j) {
+        double bound = 1;  // |c0| + Σ|ã||b̃|
+        for (int64_t i = 0; i < k; ++i) bound += std::fabs(A[m * k + i] * Bt[j * K + i]) * 1.01;
+        const double tol = 2 * (k + 2) * std::ldexp(1.0, -24) * bound;
+        worst = std::max(worst, std::fabs((double)got[m * ldc + j] - ref[m * ldc + j]) / tol);
+      }
+    EXPECT_LE(worst, 1.0) << M << "x" << n << "/" << N << "x" << k << "/" << K;
+    for (int64_t m = 0; m < M; ++m)  // the padding columns past n are untouched
+      for (int64_t j = n; j < ldc; ++j) EXPECT_EQ(got[m * ldc + j], C0[m * ldc + j]);
+  }
+}
+
 TEST(GemmBf16Extra, SplitProductMatchesExact) {
   // pack_b16_split + sgemm_b16_split_serial on leading prefixes (n ≤ N columns,
   // k ≤ K rows of B) vs the exact product in double. Bound (gemm_bf16.h):

@@ -286,6 +286,34 @@ TEST(KernelsLinear, SgemmEngineBlocksAndLayouts) {
       }
 }
 
+// pack_b + sgemm_packed_serial (attention's pre-packed Kᵀ / V): whole B and
+// leading prefixes (n ≤ N columns, k ≤ K rows, as causal attention uses), both
+// layouts, accumulate, against a double-precision loop; same bound as above.
+TEST(KernelsLinear, PackedBProductsAndPrefixes) {
+  struct Shape { int64_t M, N, K, n, k; };
+  for (Shape sh : {Shape{13, 33, 7, 33, 7}, Shape{96, 100, 64, 71, 64}, Shape{25, 64, 530, 64, 301},
+                   Shape{150, 45, 300, 1, 1}})
+    for (bool trans : {false, true})
+      for (bool acc : {false, true}) {
+        const int64_t M = sh.M, N = sh.N, K = sh.K, n = sh.n, k = sh.k, lda = k + 3, ldb = (trans ? K : N) + 5,
+                      ldc = n + 2;
+        auto A = test::random_floats(M * lda, M + N), B = test::random_floats((trans ? N : K) * ldb, K);
+        auto C = test::random_floats(M * ldc, 6);
+        std::vector<float> want(C);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t j = 0; j < n; ++j) {
+            double s = acc ? C[m * ldc + j] : 0.0;
+            for (int64_t i = 0; i < k; ++i) s += (double)A[m * lda + i] * (trans ? B[j * ldb + i] : B[i * ldb + j]);
+            want[m * ldc + j] = (float)s;
+          }
+        gemm::PackedB packed;
+        gemm::pack_b(N, K, gemm::PackF32(B.data(), ldb, trans), &packed);
+        gemm::sgemm_packed_serial(M, A.data(), lda, packed, C.data(), ldc, acc, n == N ? -1 : n, k == K ? -1 : k);
+        EXPECT_TRUE(test::AllClose(C, want, (k + 8) * 2 * kEps * (k + 1)))
+            << "M=" << M << " n=" << n << "/" << N << " k=" << k << "/" << K << " trans=" << trans << " acc=" << acc;
+      }
+}
+
 TEST(KernelsLinear, BytesCountsScalesAndZeroPoints) {
   QWeight q = make_q(4, 10, 100, 32, true, DType::F16, false, 1);
   // kb = 4: data 10·4·16, scales 10·4·2, zero points 10·ceil(4·4/8)=10·2.
