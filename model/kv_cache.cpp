@@ -69,19 +69,26 @@ void KVCache::write(int i, int64_t S, const float* k_rows, const float* v_rows) 
   QVL_ASSERT(i >= 0 && i < layers && len + S <= ctx);
   if (len + S > ready_) populate(len + S);
   const int D = head_dim;
-  for (int64_t t = 0; t < S; ++t)
-    for (int h = 0; h < kv_heads; ++h) {
-      const size_t dst = i * layer_stride() + ((size_t)h * ctx + len + t) * D;
-      const float* ks = k_rows + (t * kv_heads + h) * D;
-      const float* vs = v_rows + (t * kv_heads + h) * D;
-      if (dtype == DType::F16) {
-        f32_to_f16_row(ks, kh.data() + dst, D);
-        f32_to_f16_row(vs, vh.data() + dst, D);
-      } else {
-        std::memcpy(k.data() + dst, ks, sizeof(float) * D);
-        std::memcpy(v.data() + dst, vs, sizeof(float) * D);
-      }
+  auto row = [&](int64_t t, int h) {
+    const size_t dst = i * layer_stride() + ((size_t)h * ctx + len + t) * D;
+    const float* ks = k_rows + (t * kv_heads + h) * D;
+    const float* vs = v_rows + (t * kv_heads + h) * D;
+    if (dtype == DType::F16) {
+      f32_to_f16_row(ks, kh.data() + dst, D);
+      f32_to_f16_row(vs, vh.data() + dst, D);
+    } else {
+      std::memcpy(k.data() + dst, ks, sizeof(float) * D);
+      std::memcpy(v.data() + dst, vs, sizeof(float) * D);
     }
+  };
+  if (S < 32) {  // decode: no OpenMP region (even an if(false) one costs a team per layer)
+    for (int64_t t = 0; t < S; ++t)
+      for (int h = 0; h < kv_heads; ++h) row(t, h);
+    return;
+  }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t t = 0; t < S; ++t)
+    for (int h = 0; h < kv_heads; ++h) row(t, h);
 }
 
 void KVCache::truncate(int64_t n) {

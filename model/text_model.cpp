@@ -211,7 +211,10 @@ void TextModel::attention_block(int l, int64_t S, KVCache& cache, TensorObserver
     rope_apply(q_.data(), S, Hq, D, (int64_t)Hq * D, cos_.data(), sin_.data());
     rope_apply(k_.data(), S, Hkv, D, (int64_t)Hkv * D, cos_.data(), sin_.data());
   }
-  cache.write(l, S, k_.data(), v_.data());
+  {
+    QVL_ZONE("text.kv_write", l, 0, 2.0 * 2 * 4.0 * S * Hkv * D);  // read + write of K and V (fp32 rows)
+    cache.write(l, S, k_.data(), v_.data());
+  }
   {
     const double ctxlen = (double)cache.len + 0.5 * (S + 1);  // mean keys per query
     const double kv_bytes = cache.dtype == DType::F16 ? 2.0 : 4.0;  // per cached element, K and V each
