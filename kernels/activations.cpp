@@ -116,30 +116,8 @@ void softmax_ref(float* x, int64_t rows, int64_t n) {
 
 // One row in place.
 static void softmax_row(float* p, int64_t n) {
+  const float inv = 1.f / vmath::exp_row(p, n, 1.f, vmath::row_max(p, n));
   int64_t i = 0;
-  float mx = -INFINITY, s = 0;
-#if defined(__AVX512F__)
-  __m512 vm = _mm512_set1_ps(-INFINITY);
-  for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(p + i));
-  mx = _mm512_reduce_max_ps(vm);
-#endif
-  for (; i < n; ++i) mx = std::max(mx, p[i]);
-  i = 0;
-#if defined(__AVX512F__)
-  __m512 vmx = _mm512_set1_ps(mx), vs = _mm512_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    __m512 e = vmath::exp512(_mm512_sub_ps(_mm512_loadu_ps(p + i), vmx));
-    _mm512_storeu_ps(p + i, e);
-    vs = _mm512_add_ps(vs, e);
-  }
-  s = _mm512_reduce_add_ps(vs);
-#endif
-  for (; i < n; ++i) {
-    p[i] = std::exp(p[i] - mx);
-    s += p[i];
-  }
-  float inv = 1.f / s;
-  i = 0;
 #if defined(__AVX512F__)
   __m512 vi = _mm512_set1_ps(inv);
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(p + i, _mm512_mul_ps(_mm512_loadu_ps(p + i), vi));

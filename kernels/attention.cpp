@@ -200,27 +200,8 @@ void causal_decode(const float* q, int64_t q_stride, int64_t S, int Hq, int Hkv,
       for (int r = 0; r < R; ++r) {
         float* pr = part.data() + (it * R + r) * (D + 2);
         float* srow = sc.data() + r * chunk;
-        float m = -INFINITY, l = 0;
-        int64_t j = 0;
-#if defined(__AVX512F__)
-        __m512 vm = _mm512_set1_ps(-INFINITY);
-        for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(srow + j));
-        m = _mm512_reduce_max_ps(vm);
-#endif
-        for (; j < n; ++j) m = std::max(m, srow[j]);
-        j = 0;
-        if (m != -INFINITY) {
-#if defined(__AVX512F__)
-          __m512 vl = _mm512_setzero_ps(), vmx = _mm512_set1_ps(m);
-          for (; j + 16 <= n; j += 16) {
-            __m512 e = vmath::exp512(_mm512_sub_ps(_mm512_loadu_ps(srow + j), vmx));
-            _mm512_storeu_ps(srow + j, e);
-            vl = _mm512_add_ps(vl, e);
-          }
-          l = cpu::hsum(vl);
-#endif
-          for (; j < n; ++j) l += (srow[j] = std::exp(srow[j] - m));
-        }
+        const float m = vmath::row_max(srow, n);
+        const float l = m != -INFINITY ? vmath::exp_row(srow, n, 1.f, m) : 0.f;
         pr[0] = m;
         pr[1] = l;
       }
@@ -364,31 +345,7 @@ int64_t query_block(int64_t nk) { return std::max<int64_t>(12, std::min<int64_t>
 // row[j] = exp(scale·(row[j] − max_j row)) in place; returns 1 / Σ_j row[j]
 // (the caller normalizes the product P·V instead of P: D values per row, not n).
 float exp_row_scaled(float* row, int64_t n, float scale) {
-  int64_t j = 0;
-  float mx = -INFINITY, sum = 0.f;
-#if defined(__AVX512F__)
-  __m512 vm = _mm512_set1_ps(-INFINITY);
-  for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
-  mx = _mm512_reduce_max_ps(vm);
-#endif
-  for (; j < n; ++j) mx = std::max(mx, row[j]);
-  const float off = scale * mx;
-  j = 0;
-#if defined(__AVX512F__)
-  const __m512 vs = _mm512_set1_ps(scale), vo = _mm512_set1_ps(off);
-  __m512 acc = _mm512_setzero_ps();
-  for (; j + 16 <= n; j += 16) {
-    const __m512 e = vmath::exp512(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vs, vo));
-    _mm512_storeu_ps(row + j, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  sum = _mm512_reduce_add_ps(acc);
-#endif
-  for (; j < n; ++j) {
-    row[j] = std::exp(scale * row[j] - off);
-    sum += row[j];
-  }
-  return 1.f / sum;
+  return 1.f / vmath::exp_row(row, n, scale, scale * vmath::row_max(row, n));
 }
 
 // The two engines of packed attention: fp32 (gemm.h) and bf16 (gemm_bf16.h);

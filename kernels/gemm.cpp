@@ -57,6 +57,18 @@ void PackF32::pack(int64_t k0, int kc, int64_t n0, int nr, float* dst) const {
     for (int k = 0; k < kc; ++k) dst[k * kNR + j] = 0.f;
 }
 
+// Panels over the whole K (both engines).
+void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
+  const int64_t np = (N + kNR - 1) / kNR;
+  out->N = N;
+  out->K = K;
+  grow(out->data, (size_t)(np * std::max<int64_t>(K, 1) * kNR));
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t k = 0; k < K; k += kKC)
+      B.pack(k, (int)std::min<int64_t>(kKC, K - k), j * kNR, (int)std::min<int64_t>(kNR, N - j * kNR),
+             out->data.data() + (j * K + k) * kNR);
+}
+
 #if defined(__AVX512F__)
 
 bool available() { return true; }
@@ -169,17 +181,6 @@ void sgemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
   sgemm_range(M, N, K, A, lda, B, 0, C, ldc, accumulate);
 }
 
-void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
-  const int64_t np = (N + kNR - 1) / kNR;
-  out->N = N;
-  out->K = K;
-  grow(out->data, (size_t)(np * std::max<int64_t>(K, 1) * kNR));
-  for (int64_t j = 0; j < np; ++j)
-    for (int64_t k = 0; k < K; k += kKC)
-      B.pack(k, (int)std::min<int64_t>(kKC, K - k), j * kNR, (int)std::min<int64_t>(kNR, N - j * kNR),
-             out->data.data() + (j * K + k) * kNR);
-}
-
 void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,
                          bool accumulate, int64_t n, int64_t k) {
   QVL_ASSERT(n <= B.N && k <= B.K);
@@ -255,17 +256,6 @@ void sgemm_serial(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, 
 void sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& B,
            float* C, int64_t ldc, bool accumulate) {
   sgemm_serial(M, N, K, A, lda, B, C, ldc, accumulate);
-}
-
-void pack_b(int64_t N, int64_t K, const BPacker& B, PackedB* out) {
-  const int64_t np = (N + kNR - 1) / kNR;
-  out->N = N;
-  out->K = K;
-  grow(out->data, (size_t)(np * std::max<int64_t>(K, 1) * kNR));
-  for (int64_t j = 0; j < np; ++j)
-    for (int64_t k = 0; k < K; k += kKC)
-      B.pack(k, (int)std::min<int64_t>(kKC, K - k), j * kNR, (int)std::min<int64_t>(kNR, N - j * kNR),
-             out->data.data() + (j * K + k) * kNR);
 }
 
 void sgemm_packed_serial(int64_t M, const float* A, int64_t lda, const PackedB& B, float* C, int64_t ldc,

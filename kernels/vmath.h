@@ -2,7 +2,9 @@
 // versions with their accuracy stated; scalar twins use <cmath>) and a 16×16
 // register transpose, the GEMM engines' C-tile store.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 #include "kernels/cpu.h"
@@ -106,5 +108,37 @@ inline void transpose16(__m512* v) {
   std::swap(v[1], v[2]), std::swap(v[5], v[6]), std::swap(v[9], v[10]), std::swap(v[13], v[14]);
 }
 #endif
+
+// max_j p[j] over n values (−inf for n = 0).
+inline float row_max(const float* p, int64_t n) {
+  int64_t j = 0;
+  float m = -INFINITY;
+#if defined(__AVX512F__)
+  __m512 vm = _mm512_set1_ps(-INFINITY);
+  for (; j + 16 <= n; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(p + j));
+  m = _mm512_reduce_max_ps(vm);
+#endif
+  for (; j < n; ++j) m = std::max(m, p[j]);
+  return m;
+}
+
+// p[j] = e^(scale·p[j] − off) in place (softmax numerators: off = scale·max);
+// returns Σ_j p[j].
+inline float exp_row(float* p, int64_t n, float scale, float off) {
+  int64_t j = 0;
+  float sum = 0.f;
+#if defined(__AVX512F__)
+  const __m512 vs = _mm512_set1_ps(scale), vo = _mm512_set1_ps(off);
+  __m512 acc = _mm512_setzero_ps();
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(p + j), vs, vo));
+    _mm512_storeu_ps(p + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#endif
+  for (; j < n; ++j) sum += (p[j] = std::exp(scale * p[j] - off));
+  return sum;
+}
 
 }  // namespace qvl::vmath
