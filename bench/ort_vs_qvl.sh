@@ -42,7 +42,8 @@ qvl_cmd=("$qvl" bench -m "$model" -t "$threads" -r "$reps" --prompt-lengths "$le
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs," \
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
+     "(family $(lscpu | sed -n 's/^CPU family: *//p' | head -1) model $(lscpu | sed -n 's/^Model: *//p' | head -1)), $(nproc) CPUs," \
      "$(lscpu | sed -n 's/^Core(s) per socket: *//p' | head -1) cores/socket," \
      "$(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
 echo "model:   $model"

@@ -22,7 +22,11 @@ BuildInfo build_info();
 nlohmann::json build_json(const BuildInfo& b);
 bool is_release_build();  // QVL_BUILD_TYPE == "Release", optimized, NDEBUG
 
-std::string cpu_model();  // "Intel(R) Xeon(R) Processor" from /proc/cpuinfo
+// "AMD EPYC (family 25 model 17, Zen 4)": /proc/cpuinfo's model name, CPUID
+// family / model, and for AMD the core generation.
+std::string cpu_model();
+// AMD core generation of a CPUID family / model ("Zen 4"), "" when unknown.
+std::string amd_core_name(int family, int model);
 int cpu_count();          // online CPUs
 
 // Peak resident set size of this process in MiB (VmHWM, else ru_maxrss).

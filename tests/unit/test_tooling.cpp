@@ -7,6 +7,7 @@
 
 #include "engine/bandwidth.h"
 #include "engine/compare.h"
+#include "engine/machine.h"
 #include "engine/peaks.h"
 #include "engine/profile_report.h"
 #include "test_util.h"
@@ -158,7 +159,9 @@ TEST(ComputePeaks, ProbesReportPlausibleRates) {
 #else
   EXPECT_EQ(one.int8_gops, 0);
 #endif
-  if (one.amx_int8_gops > 0) EXPECT_GT(one.amx_int8_gops, one.int8_gops);
+  if (one.amx_int8_gops > 0) {
+    EXPECT_GT(one.amx_int8_gops, one.int8_gops);
+  }
   ComputePeaks two = measure_compute_peaks(2, 20);
   EXPECT_GT(two.fp32_gflops, 0.5 * one.fp32_gflops);
   nlohmann::json j = peaks_json(two);
@@ -167,4 +170,18 @@ TEST(ComputePeaks, ProbesReportPlausibleRates) {
 }
 
 }  // namespace
+
+// The core generation decides the compute peaks (Zen 4 runs 512-bit vectors at
+// half Zen 5's rate), so reports name it from CPUID family / model.
+TEST(Machine, AmdCoreGenerationFromFamilyAndModel) {
+  EXPECT_EQ(amd_core_name(26, 2), "Zen 5");     // Turin
+  EXPECT_EQ(amd_core_name(25, 17), "Zen 4");    // Genoa
+  EXPECT_EQ(amd_core_name(25, 0x61), "Zen 4");  // Raphael
+  EXPECT_EQ(amd_core_name(25, 0xa0), "Zen 4");  // Bergamo
+  EXPECT_EQ(amd_core_name(25, 1), "Zen 3");     // Milan
+  EXPECT_EQ(amd_core_name(23, 49), "Zen / Zen 2");
+  EXPECT_EQ(amd_core_name(6, 143), "");
+  EXPECT_NE(cpu_model(), "");
+}
+
 }  // namespace qvl
