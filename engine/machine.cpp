@@ -127,20 +127,16 @@ std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   std::string line, name, vendor;
   int family = -1, model = -1;
-  auto value = [&](const std::string& l) {
-    size_t c = l.find(':');
-    if (c == std::string::npos) return std::string();
-    size_t b = l.find_first_not_of(" \t", c + 1);
-    return b == std::string::npos ? std::string() : l.substr(b);
-  };
-  while (std::getline(f, line)) {
-    if (line.empty()) break;  // first processor only
-    if (line.rfind("model name", 0) == 0) name = value(line);
-    else if (line.rfind("vendor_id", 0) == 0) vendor = value(line);
-    else if (line.rfind("cpu family", 0) == 0) family = std::atoi(value(line).c_str());
-    else if (line.rfind("model", 0) == 0 && line.find(':') != std::string::npos &&
-             line.substr(0, line.find(':')).find_first_not_of("model \t") == std::string::npos)
-      model = std::atoi(value(line).c_str());
+  while (std::getline(f, line) && !line.empty()) {  // the first processor's block
+    const size_t c = line.find(':');
+    if (c == std::string::npos) continue;
+    const std::string key = line.substr(0, line.find_last_not_of(" \t", c - 1) + 1);
+    const size_t b = line.find_first_not_of(" \t", c + 1);
+    const std::string value = b == std::string::npos ? "" : line.substr(b);
+    if (key == "model name") name = value;
+    else if (key == "vendor_id") vendor = value;
+    else if (key == "cpu family") family = std::atoi(value.c_str());
+    else if (key == "model") model = std::atoi(value.c_str());
   }
   if (name.empty()) return "unknown CPU";
   if (family < 0 || model < 0) return name;

@@ -384,7 +384,8 @@ void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
   const auto* B = static_cast<const uint8_t*>(W.data);
   const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
   Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0), cbuf(NR * (kb + 16));
-  {  // a chunk's first two tiles are not covered by the in-loop prefetch
+  {  // the chunk's first two tiles: the 8-row tiles' in-loop prefetch starts past them; for
+     // rows read one by one it starts the stream ahead of the hardware prefetcher
     const char* p = reinterpret_cast<const char*>(B + n0 * gm.row_bytes);
     const int64_t tile = NR * gm.row_bytes, end = (n1 - n0) * gm.row_bytes;
     for (int64_t o = 0; o < std::min(tile, end); o += 64) _mm_prefetch(p + o, _MM_HINT_T0);

@@ -312,6 +312,24 @@ TEST(GemmBf16Extra, LinearScopedModeUsesBf16) {
   }
 }
 
+// Worst |got − ref| / tol over C[M, n] (strides ldc) of a bf16-operand product
+// accumulated into C: tol = 2·(k + 2)·2^-24·(1 + Σ_i |a_mi·b_ji|·1.01), the fp32
+// summation error of both sides over the exact bf16 products (A [M, k] stride
+// k, Bᵀ rows of stride ldb).
+double worst_vs_bf16_ref(int64_t M, int64_t n, int64_t k, const std::vector<float>& A,
+                         const std::vector<float>& Bt, int64_t ldb, const std::vector<float>& got,
+                         const std::vector<float>& ref, int64_t ldc) {
+  double worst = 0;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < n; ++j) {
+      double bound = 1;  // |c0| + Σ|ã||b̃|
+      for (int64_t i = 0; i < k; ++i) bound += std::fabs(A[m * k + i] * Bt[j * ldb + i]) * 1.01;
+      const double tol = 2 * (k + 2) * std::ldexp(1.0, -24) * bound;
+      worst = std::max(worst, std::fabs((double)got[m * ldc + j] - ref[m * ldc + j]) / tol);
+    }
+  return worst;
+}
+
 TEST(GemmBf16Extra, PrepackedBMatchesReference) {
   // pack_b16 + sgemm_b16_serial (Bᵀ stored [N, K], as attention's K) vs the
   // bf16 reference; tails in M, N, K; accumulate into a strided C.
@@ -326,15 +344,7 @@ TEST(GemmBf16Extra, PrepackedBMatchesReference) {
     auto got = C0, ref = C0;
     gemm::sgemm_b16_serial(M, A.data(), K, packed, got.data(), ldc, true);
     gemm::sgemm_bf16_ref(M, N, K, A.data(), K, pb, ref.data(), ldc, true);
-    double worst = 0;
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t n = 0; n < N; ++n) {
-        double bound = 1;  // |c0| + Σ|ã||b̃|
-        for (int64_t k = 0; k < K; ++k) bound += std::fabs(A[m * K + k] * Bt[n * K + k]) * 1.01;
-        const double tol = 2 * (K + 2) * std::ldexp(1.0, -24) * bound;
-        worst = std::max(worst, std::fabs((double)got[m * ldc + n] - ref[m * ldc + n]) / tol);
-      }
-    EXPECT_LE(worst, 1.0) << M << "x" << N << "x" << K;
+    EXPECT_LE(worst_vs_bf16_ref(M, N, K, A, Bt, K, got, ref, ldc), 1.0) << M << "x" << N << "x" << K;
   }
 }
 
@@ -357,15 +367,8 @@ TEST(GemmBf16Extra, PrepackedBPrefixes) {
     auto got = C0, ref = C0;
     gemm::sgemm_b16_serial(M, A.data(), k, packed, got.data(), ldc, true, n, k);
     gemm::sgemm_bf16_ref(M, n, k, A.data(), k, gemm::PackF32(Bt.data(), K, true), ref.data(), ldc, true);
-    double worst = 0;
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t j = 0; j < n; ++j) {
-        double bound = 1;  // |c0| + Σ|ã||b̃|
-        for (int64_t i = 0; i < k; ++i) bound += std::fabs(A[m * k + i] * Bt[j * K + i]) * 1.01;
-        const double tol = 2 * (k + 2) * std::ldexp(1.0, -24) * bound;
-        worst = std::max(worst, std::fabs((double)got[m * ldc + j] - ref[m * ldc + j]) / tol);
-      }
-    EXPECT_LE(worst, 1.0) << M << "x" << n << "/" << N << "x" << k << "/" << K;
+    EXPECT_LE(worst_vs_bf16_ref(M, n, k, A, Bt, K, got, ref, ldc), 1.0)
+        << M << "x" << n << "/" << N << "x" << k << "/" << K;
     for (int64_t m = 0; m < M; ++m)  // the padding columns past n are untouched
       for (int64_t j = n; j < ldc; ++j) EXPECT_EQ(got[m * ldc + j], C0[m * ldc + j]);
   }
