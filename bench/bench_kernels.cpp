@@ -152,12 +152,11 @@ QuantCompute act_mode(int64_t bits) {
   return bits == 32 ? QuantCompute::F32 : bits == 16 ? QuantCompute::Int16 : QuantCompute::Int8;
 }
 
-// args: K, N, block, M, act (8, 16 or 32 bits), threads
-void BM_Q4Linear(benchmark::State& st) {
-  const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
-  const QuantCompute mode = act_mode(st.range(4));
-  set_threads((int)st.range(5));
-  QW q = make_q(4, N, K, (int)st.range(2));
+// One quantized linear of `bits` (K, N, block, M, activation mode, threads).
+void run_quant_linear(benchmark::State& st, int bits, int64_t K, int64_t N, int bs, int64_t M,
+                      QuantCompute mode, int threads) {
+  set_threads(threads);
+  QW q = make_q(bits, N, K, bs);
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
   // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
@@ -172,29 +171,26 @@ void BM_Q4Linear(benchmark::State& st) {
     linear_quant(X.data(), M, q.W, Y.data(), mode);
     benchmark::ClobberMemory();
   }
-  rates(st, 2.0 * M * N * K, (double)q.W.bytes(), quant_bound(M, mode), (int)st.range(5));
+  rates(st, 2.0 * M * N * K, (double)q.W.bytes(), quant_bound(M, mode), threads);
+}
+
+// args: K, N, block, M, act (8, 16 or 32 bits), threads
+void BM_Q4Linear(benchmark::State& st) {
+  run_quant_linear(st, 4, st.range(0), st.range(1), (int)st.range(2), st.range(3), act_mode(st.range(4)),
+                   (int)st.range(5));
 }
 
 void BM_Q8Linear(benchmark::State& st) {
-  const int64_t K = st.range(0), N = st.range(1), M = st.range(3);
-  const QuantCompute mode = act_mode(st.range(4));
-  set_threads((int)st.range(5));
-  QW q = make_q(8, N, K, (int)st.range(2));
-  auto X = rnd(M * K);
-  std::vector<float> Y(M * N);
-  // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
-  const size_t total = (size_t)q.W.bytes();
-  auto Bs = weights_for(M <= 4, q.B, total);
-  auto Ss = weights_for(M <= 4, q.s, total);
-  size_t it = 0;
-  for (auto _ : st) {
-    q.W.data = Bs.at(it);
-    q.W.scales = Ss.at(it);
-    ++it;
-    linear_quant(X.data(), M, q.W, Y.data(), mode);
-    benchmark::ClobberMemory();
-  }
-  rates(st, 2.0 * M * N * K, (double)q.W.bytes(), quant_bound(M, mode), (int)st.range(5));
+  run_quant_linear(st, 8, st.range(0), st.range(1), (int)st.range(2), st.range(3), act_mode(st.range(4)),
+                   (int)st.range(5));
+}
+
+// Int8-activation Q4 decode GEMV with an explicit row order (1 = 8-row tiles,
+// 2 = one row after the other; DecodeRowOrder), block 32. args: K, N, order, threads
+void BM_Q4DecodeRowOrder(benchmark::State& st) {
+  set_decode_row_order(st.range(2) == 2 ? DecodeRowOrder::Stream : DecodeRowOrder::Tiles);
+  run_quant_linear(st, 4, st.range(0), st.range(1), 32, 1, QuantCompute::Int8, (int)st.range(3));
+  set_decode_row_order(DecodeRowOrder::Auto);
 }
 
 // args: K, N, M, kind (0 f32, 1 f16, 2 bf16), transposed, threads
@@ -353,6 +349,11 @@ BENCHMARK(BM_Q4Linear)
       ThreadArgs(b, shapes);
     })
     ->ArgNames({"K", "N", "bs", "M", "act", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Q4DecodeRowOrder)
+    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 1}, {2048, 6144, 2}, {6144, 2048, 1}, {6144, 2048, 2}}); })
+    ->ArgNames({"K", "N", "order", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Q8Linear)

@@ -4,6 +4,9 @@
 // kernel keeps a portable scalar fallback so -DQVL_NATIVE=OFF builds run.
 #pragma once
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -117,6 +120,29 @@ class StealQueue {
 inline int64_t chunk_size(int64_t n, int parts, int64_t align, int per_thread = 8) {
   int64_t c = (n + (int64_t)parts * per_thread - 1) / ((int64_t)parts * per_thread);
   return std::max(align, (c + align - 1) / align * align);
+}
+
+// AMD Zen 4 (CPUID family 25 with AVX-512) runs each 512-bit instruction as
+// two 256-bit halves, so its in-core cost per byte is twice Zen 5's and kernels
+// that are DRAM-bound on Zen 5 can be bound by instruction issue there. Pure
+// mapping (tested); half_rate_512() applies it to this CPU.
+inline bool half_rate_512_family(bool amd, int family) { return amd && family == 25; }
+
+inline bool half_rate_512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool v = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    const bool amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    int family = (a >> 8) & 0xf;
+    if (family == 0xf) family += (a >> 20) & 0xff;
+    return half_rate_512_family(amd, family);
+  }();
+  return v;
+#else
+  return false;
+#endif
 }
 
 #if defined(__AVX512F__)

@@ -70,6 +70,12 @@ void linear_quant(const float* X, int64_t M, const LinearWeight& W, float* Y, Qu
 // (linear_qamx.h). Needs linear_qi8_available().
 bool linear_qi8_available();
 void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int act_bits);
+// Order in which int8-activation decode (M = 1) reads its weight rows: tiles of
+// 8 interleaved rows with software prefetch, or one row after the other (a
+// single forward stream, faster on Zen 4's half-rate 512-bit units). Auto picks
+// by CPU; the explicit orders are for tests and A/B benchmarks. Same results.
+enum class DecodeRowOrder { Auto, Tiles, Stream };
+void set_decode_row_order(DecodeRowOrder order);
 
 // How float-weight GEMMs (M > 4 rows) multiply (process-wide setting, default
 // F32). BF16: both operands rounded to bf16, fp32 accumulation on AMX or

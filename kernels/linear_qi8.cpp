@@ -14,6 +14,7 @@
 // Small M (2..9 rows) uses one register-tiled kernel (NR weight rows × MR
 // activation rows); single-row decode has its own leaner tile (tile_m1).
 // Threads take chunks of N rows from a shared counter.
+#include <atomic>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -26,6 +27,12 @@
 #include "kernels/quant.h"
 
 namespace qvl {
+
+namespace {
+std::atomic<DecodeRowOrder> g_row_order{DecodeRowOrder::Auto};
+}  // namespace
+
+void set_decode_row_order(DecodeRowOrder order) { g_row_order.store(order, std::memory_order_relaxed); }
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__AVX512BW__)
 
@@ -370,13 +377,23 @@ void fill_rows(const Geometry& gm, const LinearWeight& W, int64_t n, int nr, int
   }
 }
 
-// Decode rows [n0, n1). Int8 activations: one row after the other, so the
-// chunk is a single forward stream that the hardware prefetcher follows
-// without software prefetch (cold 2B shapes, Q4 and Q8, A/B in one run:
-// 1.14–1.41× the 8-row tile on 1 core, 1.0–1.23× on 2). Int16 activations do
-// twice the dot products per byte and are in-core bound row by row (0.7–0.9×),
-// so they keep tiles of 8 rows: eight interleaved streams with software
-// prefetch (18.7 → 26.5 GB/s over four streams, 1 core, 2 MiB pages).
+bool use_row_stream() {
+  switch (g_row_order.load(std::memory_order_relaxed)) {
+    case DecodeRowOrder::Tiles: return false;
+    case DecodeRowOrder::Stream: return true;
+    default: return cpu::half_rate_512();
+  }
+}
+
+// Decode rows [n0, n1). Default: tiles of 8 weight rows, eight interleaved
+// row streams with software prefetch (18.7 → 26.5 GB/s over four streams,
+// 1 core, 2 MiB pages). On a half-rate 512-bit core (Zen 4) int8 activations
+// instead read one row after the other, so the chunk is a single forward
+// stream that the hardware prefetcher follows without the prefetch
+// instructions (cold 2B shapes, A/B in one run: 1.14–1.41× the 8-row tile on
+// 1 core, 1.0–1.23× on 2). On Zen 5 that order is 0.65–0.70× the tiles (2B
+// decode 24.5 vs 36.3 tok/s), and Int16 activations (twice the dot products
+// per byte) keep the tiles on both.
 template <int BITS, int SD, int P>
 void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64_t n0, int64_t n1,
                    float* Y) {
@@ -384,6 +401,7 @@ void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
   const auto* B = static_cast<const uint8_t*>(W.data);
   const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
   Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0), cbuf(NR * (kb + 16));
+  const bool row_stream = P == 1 && use_row_stream();
   {  // the chunk's first two tiles: the 8-row tiles' in-loop prefetch starts past them; for
      // rows read one by one it starts the stream ahead of the hardware prefetcher
     const char* p = reinterpret_cast<const char*>(B + n0 * gm.row_bytes);
@@ -395,7 +413,7 @@ void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
     const int nr = (int)std::min<int64_t>(NR, n1 - n);
     RowCtx rows[NR];
     fill_rows<NR, BITS>(gm, W, n, nr, ssize, szbuf.data(), rows);
-    if constexpr (P == 1) {  // one row at a time: the chunk is read front to back
+    if (row_stream) {  // one row at a time: the chunk is read front to back
       for (int i = 0; i < nr; ++i) tile_m1<1, BITS, SD, P, false>(gm, qx, rows + i, n + i, W, Y, cbuf.data());
     } else if (nr == NR) {
       tile_m1<NR, BITS, SD, P>(gm, qx, rows, n, W, Y, cbuf.data());

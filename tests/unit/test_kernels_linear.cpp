@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 #include "test_util.h"
@@ -150,6 +151,36 @@ TEST(KernelsLinear, QuantGemvManyBlocksAllDecodeM) {
             check_linear(q.W, M, 31 + M, std::string("Q") + std::to_string(bits) + " gemv bs=" + std::to_string(bs) +
                                              (zp ? " zp" : " sym") + " " + dtype_name(sdt));
           }
+}
+
+// Int8 decode reads its rows either in 8-row tiles or one after the other (the
+// CPU picks); both orders are checked against the bound, and give the same bits
+// (each row's sums run in the same order either way).
+TEST(KernelsLinear, QuantGemvBothDecodeRowOrders) {
+  if (!linear_qi8_available()) GTEST_SKIP() << "no AVX-512 VNNI: the integer decode path is not built";
+  for (int bits : {4, 8})
+    for (bool zp : {false, true})
+      for (DType sdt : {DType::F16, DType::BF16}) {
+        QWeight q = make_q(bits, 61, 32 * 36 + 5, 32, zp, sdt, false, 700 + bits + zp);
+        std::vector<float> X = test::random_floats(q.W.K, 41);
+        std::vector<float> tiles(q.W.N), stream(q.W.N);
+        const std::string what = std::string("Q") + std::to_string(bits) + (zp ? " zp " : " sym ") + dtype_name(sdt);
+        set_decode_row_order(DecodeRowOrder::Tiles);
+        check_linear(q.W, 1, 41, what + " tiles");
+        linear_quant(X.data(), 1, q.W, tiles.data(), QuantCompute::Int8);
+        set_decode_row_order(DecodeRowOrder::Stream);
+        check_linear(q.W, 1, 41, what + " stream");
+        linear_quant(X.data(), 1, q.W, stream.data(), QuantCompute::Int8);
+        set_decode_row_order(DecodeRowOrder::Auto);
+        for (int64_t n = 0; n < q.W.N; ++n) ASSERT_EQ(tiles[n], stream[n]) << what << " row " << n;
+      }
+}
+
+TEST(KernelsCpu, HalfRate512OnlyOnAmdFamily25) {
+  EXPECT_TRUE(cpu::half_rate_512_family(true, 25));    // Zen 4 (Zen 3 has no AVX-512 to run)
+  EXPECT_FALSE(cpu::half_rate_512_family(true, 26));   // Zen 5: full-width 512-bit units
+  EXPECT_FALSE(cpu::half_rate_512_family(false, 25));  // other vendors' family numbers mean nothing here
+  EXPECT_FALSE(cpu::half_rate_512_family(true, 23));
 }
 
 TEST(KernelsLinear, Q4ExactMultipleLargeN) {
