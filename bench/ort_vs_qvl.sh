@@ -8,16 +8,20 @@
 #   bench/ort_vs_qvl.sh MODEL_DIR [-t N] [-r REPS] [--prompt-lengths 128,512]
 #                       [--gen 64] [--images 448] [--qvl PATH] [--json-out FILE]
 #                       [--qvl-flag FLAG]...   (extra qvl bench flags, e.g. --qvl-flag --act-bits=8)
+#                       [--ort-kv-copy]        (ORT feeds present back as past instead of in place)
 #
+# On a --ort-fused model folder ORT updates its KV cache in place (past and present bound
+# to the same buffers, as onnxruntime-genai runs it); the table says which path ran.
 # Needs a Release build of qvl (default build/qvl) and tools/node_modules (tools/setup).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
-usage() { sed -n '7,10p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
+usage() { sed -n '8,12p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 model="$1"; shift
 threads=2 reps=3 lengths=128,512 gen=64 images=448 qvl="$here/build/qvl" json_out=""
 qvl_extra=()
+ort_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -t|--threads) threads="$2"; shift 2 ;;
@@ -28,6 +32,7 @@ while [ $# -gt 0 ]; do
     --qvl) qvl="$2"; shift 2 ;;
     --json-out) json_out="$2"; shift 2 ;;
     --qvl-flag) qvl_extra+=("${2/=/ }"); shift 2 ;;
+    --ort-kv-copy) ort_extra+=(--kv-copy); shift ;;
     *) echo "ort_vs_qvl.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
@@ -35,7 +40,7 @@ done
 [ -x "$qvl" ] || { echo "ort_vs_qvl.sh: $qvl: qvl executable not found (build it, or pass --qvl)" >&2; exit 1; }
 
 ort_cmd=("$here/tools/ort-bench" "$model" --threads "$threads" -r "$reps" --prompt-lengths "$lengths"
-         --gen "$gen" --images "$images")
+         --gen "$gen" --images "$images" ${ort_extra[@]+"${ort_extra[@]}"})
 qvl_cmd=("$qvl" bench -m "$model" -t "$threads" -r "$reps" --prompt-lengths "$lengths"
          --gen "$gen" --images "$images" --json ${qvl_extra[@]+${qvl_extra[@]}})
 
@@ -70,7 +75,7 @@ print(f"{'load (s)':28} {ort['load_s']:12.2f} {qvl['load_s']:12.2f}")
 print(f"\nqvl: peak RSS {qvl['peak_rss_mb']:.0f} MiB, read bandwidth {qvl['bandwidth_gb_s']:.1f} GB/s, "
       f"decode {qvl['decode_bytes_per_token'] / 1e6:.1f} MB/token -> {qvl['decode_roofline_pct']:.1f}% of roofline; "
       f"build {qvl['build']['type']} {qvl['build']['compiler']} {qvl['build']['flags']} ({qvl['build']['isa']})")
-print(f"ort: {ort.get('engine', 'onnxruntime')}; vision ms covers the vision graph only (qvl's includes "
+print(f"ort: {ort.get('engine', 'onnxruntime')}, KV cache {ort.get('kv_cache', 'copied')}; vision ms covers the vision graph only (qvl's includes "
       f"image decode + preprocessing of the synthetic image)")
 if sys.argv[3]:
     json.dump({"ort": ort, "qvl": qvl}, open(sys.argv[3], "w"), indent=1)

@@ -107,12 +107,15 @@ class QwenVLFolder {
     const eos = fs.existsSync(gen) ? readJson(gen).eos_token_id : tc.eos_token_id;
     m.eos = new Set([].concat(eos === undefined || eos === null ? [] : eos));
     const t0 = process.hrtime.bigint();
-    m.embedding = await S.createSession(path.join(dir, 'embedding.onnx'), threads);
+    // The embedding is one Gather per step: its threads must not spin while text.onnx runs.
+    m.embedding = await S.createSession(path.join(dir, 'embedding.onnx'), threads, true);
     m.text = await S.createSession(path.join(dir, 'text.onnx'), threads);
     const vision = path.join(dir, 'vision.onnx');
     if (fs.existsSync(vision)) m.visionSession = await S.createSession(vision, threads);
     m.textInfo = S.inputInfo(m.text);
     m.layers = m.text.inputNames.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length;
+    // GroupQueryAttention (the --ort-fused form) can update a KV cache in place.
+    m.fusedAttention = fs.readFileSync(path.join(dir, 'text.onnx')).includes('GroupQueryAttention');
     m.loadMs = S.msSince(t0);
     return m;
   }
@@ -168,6 +171,27 @@ class QwenVLFolder {
     return cache;
   }
 
+  // KV cache of capacity maxLen updated in place, as onnxruntime-genai binds it:
+  // past_key_values.i and present.i are the same [1, kv, maxLen, D] buffers (fed as
+  // inputs and pre-allocated as outputs), so GroupQueryAttention appends the new rows
+  // where they belong and nothing is copied between steps. Only for the fused graph
+  // (its total_sequence_length comes from attention_mask, not from the past shape).
+  sharedCache(maxLen) {
+    if (!this.fusedAttention) {
+      throw new Error(`${path.join(this.dir, 'text.onnx')}: an in-place KV cache needs the --ort-fused graph (GroupQueryAttention)`);
+    }
+    const tensors = {};
+    for (let i = 0; i < this.layers; i++) {
+      for (const kind of ['key', 'value']) {
+        const name = `past_key_values.${i}.${kind}`;
+        const type = this.textInfo[name].type || 'float32';
+        const Ctor = type === 'float16' ? Uint16Array : Float32Array;
+        tensors[name] = S.tensor(type, new Ctor(this.kvHeads * maxLen * this.headDim), [1, this.kvHeads, maxLen, this.headDim]);
+      }
+    }
+    return { shared: true, maxLen, tensors };
+  }
+
   // One text.onnx forward over `n` new tokens: embeds [n*H], pos [3][n] (numbers),
   // deepstack [nDs][n*H] or null (zeros), past length P. Returns { logits row of the
   // last token (Float32Array V), cache (present -> past) }.
@@ -175,7 +199,11 @@ class QwenVLFolder {
     const n = pos[0].length;
     const H = this.hidden;
     const info = this.textInfo;
-    const feeds = { ...cache };
+    const shared = cache.shared === true;
+    if (shared && pastLen + n > cache.maxLen) {
+      throw new Error(`KV cache capacity ${cache.maxLen} exceeded (${pastLen} + ${n} tokens)`);
+    }
+    const feeds = shared ? { ...cache.tensors } : { ...cache };
     feeds.inputs_embeds = floatTensor(info.inputs_embeds.type, embeds, [1, n, H]);
     feeds.attention_mask = S.tensor('int64', new BigInt64Array(pastLen + n).fill(1n), [1, pastLen + n]);
     const p = new BigInt64Array(3 * n);
@@ -187,17 +215,26 @@ class QwenVLFolder {
       if (deepstack) deepstack.forEach((rows, k) => ds.set(rows, k * n * H));
       feeds.deepstack_embeds = floatTensor(info.deepstack_embeds.type, ds, [nDs, 1, n, H]);
     }
-    const out = await S.run(this.text, feeds, path.join(this.dir, 'text.onnx'));
+    let fetches;
+    if (shared) {
+      fetches = { logits: null };
+      for (let i = 0; i < this.layers; i++) {
+        for (const kind of ['key', 'value']) fetches[`present.${i}.${kind}`] = cache.tensors[`past_key_values.${i}.${kind}`];
+      }
+    }
+    const out = await S.run(this.text, feeds, path.join(this.dir, 'text.onnx'), fetches);
     if (this.trace) this.trace('text', feeds, out);
+    const logits = out.logits;
+    const V = logits.dims[2];
+    const all = asFloat32(logits);
+    const last = all.subarray((logits.dims[1] - 1) * V, logits.dims[1] * V);
+    if (shared) return { logits: last, cache };
     const next = {};
     for (let i = 0; i < this.layers; i++) {
       next[`past_key_values.${i}.key`] = out[`present.${i}.key`];
       next[`past_key_values.${i}.value`] = out[`present.${i}.value`];
     }
-    const logits = out.logits;
-    const V = logits.dims[2];
-    const all = asFloat32(logits);
-    return { logits: all.subarray((logits.dims[1] - 1) * V, logits.dims[1] * V), cache: next };
+    return { logits: last, cache: next };
   }
 }
 

@@ -25,9 +25,12 @@ function fileStem(name) {
 }
 
 // Creates an InferenceSession (CPU EP, all graph optimizations, optional thread count).
-async function createSession(modelPath, threads) {
+// noSpin: the session's intra-op threads sleep as soon as a run ends instead of spinning
+// (for a light session next to a heavy one, whose threads its spinning would steal from).
+async function createSession(modelPath, threads, noSpin = false) {
   if (!fs.existsSync(modelPath)) throw new Error(`${modelPath}: model file not found`);
   const opts = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
+  if (noSpin) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
   if (threads) {
     opts.intraOpNumThreads = threads;
     opts.interOpNumThreads = 1;
