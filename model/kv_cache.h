@@ -58,8 +58,13 @@ struct KVCache {
   // 4 KiB pages, so the cost is per page mapped (≈ 4 µs per page on the VMs
   // measured): 64 positions per step keep a short prompt's first prefill at
   // ≈ 3.6 k pages on the 2B model and each decode refill to one short pause.
+  // A long first write switches the cache to huge pages (kHugeFirstWrite).
   void populate(int64_t n);
+  void set_huge_pages(bool huge);
   static constexpr int64_t kPopulateAhead = 64;
+  // First writes of at least this many bytes per (layer, head) block map the
+  // cache in huge pages instead (half a 2 MiB page: 2048 fp32 positions at D 128).
+  static constexpr size_t kHugeFirstWrite = size_t(1) << 20;
   int64_t ready_ = 0;
 };
 

@@ -74,5 +74,39 @@ TEST(KVCache, FirstWriteMapsOnlyThePopulatedPositions) {
   EXPECT_LT(c.populated(), ctx);
 }
 
+// A long first write (a long prompt: ≥ 1 MiB per block switches the cache to huge
+// pages) lands like a short one, and later rows follow it.
+TEST(KVCache, LongFirstWriteThenDecodeRows) {
+  for (DType dt : {DType::F32, DType::F16}) {
+    const int L = 2, H = 2, D = 128;
+    const int64_t S = 4200, ctx = 8192;
+    KVCache c(L, H, D, ctx, dt);
+    std::vector<float> k(S * H * D), v(S * H * D);
+    for (int64_t t = 0; t < S; ++t)
+      for (int h = 0; h < H; ++h)
+        for (int d = 0; d < D; ++d) {
+          k[(t * H + h) * D + d] = (float)((t * 7 + h * 3 + d) % 1000);
+          v[(t * H + h) * D + d] = -(float)((t * 5 + h + d) % 1000);
+        }
+    for (int l = 0; l < L; ++l) c.write(l, S, k.data(), v.data());
+    c.len = S;
+    std::vector<float> one(H * D, 0.5f);
+    for (int l = 0; l < L; ++l) c.write(l, 1, one.data(), one.data());
+    c.len = S + 1;
+    std::vector<float> out(H * (S + 1) * D);
+    for (bool value : {false, true}) {
+      c.copy_rows(L - 1, value, S + 1, out.data());
+      const std::vector<float>& src = value ? v : k;
+      for (int h = 0; h < H; ++h) {
+        for (int64_t t : {int64_t(0), int64_t(1), int64_t(2047), int64_t(2048), S - 1})
+          for (int d = 0; d < D; d += 31)
+            ASSERT_EQ(out[(h * (S + 1) + t) * D + d], src[(t * H + h) * D + d])  // integers < 2^11: exact in fp16
+                << dtype_name(dt) << (value ? " V" : " K") << " head " << h << " pos " << t;
+        EXPECT_EQ(out[(h * (S + 1) + S) * D + 5], 0.5f);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qvl
