@@ -25,8 +25,8 @@ void swiglu_ref(const float* gate, const float* up, float* out, int64_t n) {
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t c = 0; c < n; c += 4096) {
+  cpu::parallel_for_if(n >= kParallelMin, (n + 4095) / 4096, [&](int64_t chunk) {
+    const int64_t c = chunk * 4096;
     int64_t e = std::min(n, c + 4096), i = c;
 #if defined(__AVX512F__)
     for (; i + 16 <= e; i += 16) {
@@ -36,7 +36,7 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     }
 #endif
     for (; i < e; ++i) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
-  }
+  });
 }
 
 // ---- GELU (tanh) ------------------------------------------------------------
@@ -138,8 +138,13 @@ void softmax(float* x, int64_t rows, int64_t n) {
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= 4 * kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  if (n >= 4 * kParallelMin && cpu::threads() > 1) {  // no if-clause region: see cpu::parallel_for_if
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  }
 }
 
 }  // namespace qvl

@@ -128,8 +128,7 @@ void embedding_gather_ref(const EmbeddingTable& t, const int64_t* ids, int64_t n
 
 void embedding_gather(const EmbeddingTable& t, const int64_t* ids, int64_t n, float* out) {
   check_table(t);
-#pragma omp parallel for schedule(static) if (n * t.H >= (1 << 16) && n > 1)
-  for (int64_t i = 0; i < n; ++i) {
+  cpu::parallel_for_if(n * t.H >= (1 << 16), n, [&](int64_t i) {
     const int64_t v = ids[i];
     float* o = out + i * t.H;
     if (t.dtype == DType::F32) {
@@ -150,7 +149,7 @@ void embedding_gather(const EmbeddingTable& t, const int64_t* ids, int64_t n, fl
     } else {
       gather_quant_row(t, v, o);
     }
-  }
+  });
 }
 
 }  // namespace qvl

@@ -250,9 +250,9 @@ void gemm_half(const float* X, int64_t M, const LinearWeight& W, float* Y) {
 
 void add_bias(const float* bias, int64_t M, int64_t N, float* Y) {
   if (!bias) return;
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-  for (int64_t m = 0; m < M; ++m)
+  cpu::parallel_for_if(M * N > 65536, M, [&](int64_t m) {
     for (int64_t n = 0; n < N; ++n) Y[m * N + n] += bias[n];
+  });
 }
 
 }  // namespace

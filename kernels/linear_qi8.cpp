@@ -97,8 +97,7 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, int pl
       88, 86, 84, 82, 80, 78, 76, 74, 72, 70, 68, 66, 64, 62, 60, 58, 56, 54, 52, 50, 48, 46, 44,
       42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i od = _mm512_add_epi8(ev, _mm512_set1_epi8(1));
-#pragma omp parallel for schedule(static) if (M * K >= (1 << 16))
-  for (int64_t m = 0; m < M; ++m) {
+  cpu::parallel_for_if(M * K >= (1 << 16), M, [&](int64_t m) {
     const float* x = X + m * K;
     int8_t* out = q->xq.data() + m * planes * q->Kg;
     int8_t* out_l = out + q->Kg;  // Int16: low plane
@@ -139,7 +138,7 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, int pl
         _mm512_storeu_si512(p + 64, _mm512_permutex2var_epi8(a, od, c));
       }
     }
-  }
+  });
 }
 
 // 16 scales starting at block b0 (masked: blocks ≥ kb read as 0) as fp32.
@@ -492,13 +491,18 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
   for (int i = 0; i < n; ++i)
     for (int64_t b = 0; b < W[i]->N; b += chunk) items.push_back({i, b, std::min(W[i]->N, b + chunk)});
   cpu::StealQueue work((int64_t)items.size(), 1, cpu::threads(), 1);
-#pragma omp parallel
-  {
+  auto worker = [&](int me) {
     int64_t k, ke;
-    while (work.pop(omp_get_thread_num(), &k, &ke)) {
+    while (work.pop(me, &k, &ke)) {
       const Item& it = items[k];
       rows_any(gm, qx, *W[it.w], it.b, it.e, Y[it.w]);
     }
+  };
+  if (cpu::threads() == 1) {
+    worker(0);  // no one-thread OpenMP team (its closing futex wake is a syscall per call)
+  } else {
+#pragma omp parallel
+    worker(omp_get_thread_num());
   }
   return true;
 }
@@ -511,10 +515,15 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
   QuantX qx;
   quantize_x(X, M, W.K, gm, planes, &qx);
   cpu::StealQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16), cpu::threads(), 16);
-#pragma omp parallel
-  {
+  auto worker = [&](int me) {
     int64_t b, e;
-    while (work.pop(omp_get_thread_num(), &b, &e)) rows_any(gm, qx, W, b, e, Y);
+    while (work.pop(me, &b, &e)) rows_any(gm, qx, W, b, e, Y);
+  };
+  if (cpu::threads() == 1) {
+    worker(0);  // no one-thread OpenMP team (its closing futex wake is a syscall per call)
+  } else {
+#pragma omp parallel
+    worker(omp_get_thread_num());
   }
 }
 

@@ -64,13 +64,12 @@ void rms_norm_ref(const float* x, const float* w, float* y, int64_t rows, int64_
 }
 
 void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim >= kParallelMin && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  cpu::parallel_for_if(rows * dim >= kParallelMin, rows, [&](int64_t r) {
     float s, q;
     row_sums(x + r * dim, dim, &s, &q);
     float inv = 1.f / std::sqrt(q / (float)dim + eps);
     scale_row(x + r * dim, w, nullptr, 0.f, inv, y + r * dim, dim);
-  }
+  });
 }
 
 void layer_norm_ref(const float* x, const float* w, const float* b, float* y, int64_t rows,
@@ -90,8 +89,7 @@ void layer_norm_ref(const float* x, const float* w, const float* b, float* y, in
 
 void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t rows,
                 int64_t dim, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim >= kParallelMin && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  cpu::parallel_for_if(rows * dim >= kParallelMin, rows, [&](int64_t r) {
     const float* xr = x + r * dim;
     float s, q;
     row_sums(xr, dim, &s, &q);
@@ -110,7 +108,7 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
     for (; i < dim; ++i) var += (xr[i] - mu) * (xr[i] - mu);
     var /= (float)dim;
     scale_row(xr, w, b, mu, 1.f / std::sqrt(var + eps), y + r * dim, dim);
-  }
+  });
 }
 
 }  // namespace qvl

@@ -31,14 +31,13 @@ void mrope_tables(const int64_t* pos, int64_t S, int D, double theta, const int*
       axis[j] = j < section[0] ? 0 : (j < section[0] + section[1] ? 1 : 2);
     }
   }
-#pragma omp parallel for schedule(static) if (S >= 64)
-  for (int64_t t = 0; t < S; ++t) {
+  cpu::parallel_for_if(S >= 64, S, [&](int64_t t) {
     for (int j = 0; j < half; ++j) {
       float a = (float)pos[axis[j] * S + t] * inv_freq(theta, j, D);
       cos_out[t * half + j] = (float)std::cos((double)a);
       sin_out[t * half + j] = (float)std::sin((double)a);
     }
-  }
+  });
 }
 
 void vision_rope_tables(const int32_t* rows, const int32_t* cols, int64_t N, int Dv,
@@ -93,10 +92,10 @@ static void rope_head(float* p, int half, const float* cs, const float* sn) {
 void rope_apply(float* x, int64_t S, int heads, int D, int64_t stride, const float* cos,
                 const float* sin) {
   const int half = D / 2;
-#pragma omp parallel for schedule(static) if (S * heads * D >= (1 << 15) && S > 1)
-  for (int64_t t = 0; t < S; ++t)
+  cpu::parallel_for_if(S * heads * D >= (1 << 15), S, [&](int64_t t) {
     for (int h = 0; h < heads; ++h)
       rope_head(x + t * stride + (int64_t)h * D, half, cos + t * half, sin + t * half);
+  });
 }
 
 }  // namespace qvl
