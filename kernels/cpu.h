@@ -43,6 +43,18 @@ inline void parallel_for_if(bool parallel, int64_t n, F&& body) {
   }
 }
 
+// worker(thread index) on every thread of a team; inline at one thread (no one-thread
+// team and its closing futex wake, see parallel_for_if).
+template <class F>
+inline void run_team(F&& worker) {
+  if (threads() == 1) {
+    worker(0);
+  } else {
+#pragma omp parallel
+    worker(omp_get_thread_num());
+  }
+}
+
 // Splits [0, n) into `parts` contiguous ranges aligned to `align`; range i.
 inline void split_range(int64_t n, int parts, int i, int64_t align, int64_t* begin,
                         int64_t* end) {

@@ -498,12 +498,7 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
       rows_any(gm, qx, *W[it.w], it.b, it.e, Y[it.w]);
     }
   };
-  if (cpu::threads() == 1) {
-    worker(0);  // no one-thread OpenMP team (its closing futex wake is a syscall per call)
-  } else {
-#pragma omp parallel
-    worker(omp_get_thread_num());
-  }
+  cpu::run_team(worker);
   return true;
 }
 
@@ -519,12 +514,7 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
     int64_t b, e;
     while (work.pop(me, &b, &e)) rows_any(gm, qx, W, b, e, Y);
   };
-  if (cpu::threads() == 1) {
-    worker(0);  // no one-thread OpenMP team (its closing futex wake is a syscall per call)
-  } else {
-#pragma omp parallel
-    worker(omp_get_thread_num());
-  }
+  cpu::run_team(worker);
 }
 
 #else

@@ -157,18 +157,23 @@ class QwenVLFolder {
     return Float32Array.from(asFloat32(out[this.embedding.outputNames[0]]));
   }
 
-  // Empty KV cache (P = 0) in the graph's past dtype.
-  emptyCache() {
+  // One zero tensor [1, kv, len, D] per past_key_values input, in the graph's past dtype.
+  cacheTensors(len) {
     const cache = {};
     for (let i = 0; i < this.layers; i++) {
       for (const kind of ['key', 'value']) {
         const name = `past_key_values.${i}.${kind}`;
         const type = this.textInfo[name].type || 'float32';
         const Ctor = type === 'float16' ? Uint16Array : Float32Array;
-        cache[name] = S.tensor(type, new Ctor(0), [1, this.kvHeads, 0, this.headDim]);
+        cache[name] = S.tensor(type, new Ctor(this.kvHeads * len * this.headDim), [1, this.kvHeads, len, this.headDim]);
       }
     }
     return cache;
+  }
+
+  // Empty KV cache (P = 0), fed back through present -> past.
+  emptyCache() {
+    return this.cacheTensors(0);
   }
 
   // KV cache of capacity maxLen updated in place, as onnxruntime-genai binds it:
@@ -180,16 +185,7 @@ class QwenVLFolder {
     if (!this.fusedAttention) {
       throw new Error(`${path.join(this.dir, 'text.onnx')}: an in-place KV cache needs the --ort-fused graph (GroupQueryAttention)`);
     }
-    const tensors = {};
-    for (let i = 0; i < this.layers; i++) {
-      for (const kind of ['key', 'value']) {
-        const name = `past_key_values.${i}.${kind}`;
-        const type = this.textInfo[name].type || 'float32';
-        const Ctor = type === 'float16' ? Uint16Array : Float32Array;
-        tensors[name] = S.tensor(type, new Ctor(this.kvHeads * maxLen * this.headDim), [1, this.kvHeads, maxLen, this.headDim]);
-      }
-    }
-    return { shared: true, maxLen, tensors };
+    return { shared: true, maxLen, tensors: this.cacheTensors(maxLen) };
   }
 
   // One text.onnx forward over `n` new tokens: embeds [n*H], pos [3][n] (numbers),
