@@ -93,9 +93,9 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, int pl
   q->Kg = gm.G * gm.vg;
   q->planes = planes;
   const float qmax = planes == 2 ? 32639.f : 127.f;
-  q->xq.resize(M * planes * q->Kg);
-  q->dx.resize(M * (gm.kb + 16));
-  q->e.resize(M * (gm.kb + 16));
+  grow(q->xq, M * planes * q->Kg);
+  grow(q->dx, M * (gm.kb + 16));
+  grow(q->e, M * (gm.kb + 16));
   const int bs = gm.bs;
   const __m512i ev = _mm512_set_epi8(
       126, 124, 122, 120, 118, 116, 114, 112, 110, 108, 106, 104, 102, 100, 98, 96, 94, 92, 90,
@@ -147,7 +147,7 @@ void quantize_x(const float* X, int64_t M, int64_t K, const Geometry& gm, int pl
   if (M != 1) return;
   // zc: the lanes of vpdpbusd(w, x) sum 4 consecutive bytes of x (4-bit: of
   // each 64-byte half, the even- and odd-k values of the group).
-  q->zc.resize(planes * gm.G * 16);
+  grow(q->zc, planes * gm.G * 16);
   const __m512i ones = _mm512_set1_epi8(1);
   const int shift = gm.bits - 1, xg = gm.bits == 4 ? 128 : 64;
   for (int64_t g = 0; g < planes * gm.G; ++g) {
@@ -420,7 +420,9 @@ void rows_range_m1(const Geometry& gm, const QuantX& qx, const LinearWeight& W, 
   constexpr int NR = 8;
   const auto* B = static_cast<const uint8_t*>(W.data);
   const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
-  Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0), cbuf(NR * (kb + 16));
+  thread_local Buffer<float> szbuf, cbuf;  // grow-only scratch (no allocation per call)
+  if (W.zero_points) grow(szbuf, NR * (kb + 16));
+  grow(cbuf, NR * (kb + 16));
   const bool row_stream = P == 1 && use_row_stream();
   {  // the chunk's first two tiles: the 8-row tiles' in-loop prefetch starts past them; for
      // rows read one by one it starts the stream ahead of the hardware prefetcher
@@ -453,7 +455,8 @@ void rows_range(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int
   constexpr int NR = 4, MR = 4;
   constexpr int64_t kMBlock = 64;
   const int64_t kb = gm.kb, ssize = SD == 0 ? 4 : 2;
-  Buffer<float> szbuf(W.zero_points ? NR * (kb + 16) : 0);
+  thread_local Buffer<float> szbuf;
+  if (W.zero_points) grow(szbuf, NR * (kb + 16));
   for (int64_t mb = 0; mb < qx.M; mb += kMBlock) {
     const int64_t me = std::min(qx.M, mb + kMBlock);
     for (int64_t n = n0; n < n1;) {
@@ -498,14 +501,17 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
   for (int i = 1; i < n; ++i)
     if (W[i]->K != W[0]->K || W[i]->bits != W[0]->bits || W[i]->block_size != W[0]->block_size) return false;
   const Geometry gm = make_geometry(*W[0]);
-  QuantX qx;
+  thread_local QuantX qbuf;  // the caller's scratch; the team reads it through qx (a lambda
+  QuantX& qx = qbuf;         // naming a thread_local would see each worker's own instance)
   quantize_x(X, M, W[0]->K, gm, act_bits == 16 ? 2 : 1, &qx);
   // Work items: row chunks of every weight, taken from one shared counter.
   struct Item {
     int w;
     int64_t b, e;
   };
-  std::vector<Item> items;
+  thread_local std::vector<Item> item_buf;
+  std::vector<Item>& items = item_buf;
+  items.clear();
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += W[i]->N;
   const int64_t chunk = cpu::chunk_size(rows, cpu::threads(), 16);
@@ -528,7 +534,8 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
   if (M >= kVnniGemmMinRows && linear_q_vnni_gemm(X, M, W, Y, act_bits)) return;  // panel GEMM (linear_qgemm.cpp)
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
-  QuantX qx;
+  thread_local QuantX qbuf;  // the caller's scratch; the team reads it through qx (a lambda
+  QuantX& qx = qbuf;         // naming a thread_local would see each worker's own instance)
   quantize_x(X, M, W.K, gm, planes, &qx);
   cpu::StealQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16), cpu::threads(), 16);
   auto worker = [&](int me) {
