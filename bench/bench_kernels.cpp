@@ -154,15 +154,15 @@ QuantCompute act_mode(int64_t bits) {
 
 // One quantized linear of `bits` (K, N, block, M, activation mode, threads).
 void run_quant_linear(benchmark::State& st, int bits, int64_t K, int64_t N, int bs, int64_t M,
-                      QuantCompute mode, int threads) {
+                      QuantCompute mode, int threads, bool hot = false) {
   set_threads(threads);
   QW q = make_q(bits, N, K, bs);
   auto X = rnd(M * K);
   std::vector<float> Y(M * N);
   // Decode shapes stream from DRAM (rotating copies); prefill reuses one copy.
   const size_t total = (size_t)q.W.bytes();
-  auto Bs = weights_for(M <= 4, q.B, total);
-  auto Ss = weights_for(M <= 4, q.s, total);
+  auto Bs = weights_for(M <= 4 && !hot, q.B, total);
+  auto Ss = weights_for(M <= 4 && !hot, q.s, total);
   size_t it = 0;
   for (auto _ : st) {
     q.W.data = Bs.at(it);
@@ -191,6 +191,13 @@ void BM_Q4DecodeRowOrder(benchmark::State& st) {
   set_decode_row_order(st.range(2) == 2 ? DecodeRowOrder::Stream : DecodeRowOrder::Tiles);
   run_quant_linear(st, 4, st.range(0), st.range(1), 32, 1, QuantCompute::Int8, (int)st.range(3));
   set_decode_row_order(DecodeRowOrder::Auto);
+}
+
+// Int8/Int16 Q4 decode GEMV on one cache-resident weight (no rotating copies):
+// the kernel's compute rate, to set against the cold (DRAM) rows of BM_Q4Linear.
+// args: K, N, act, threads
+void BM_Q4DecodeHot(benchmark::State& st) {
+  run_quant_linear(st, 4, st.range(0), st.range(1), 32, 1, act_mode(st.range(2)), (int)st.range(3), true);
 }
 
 // args: K, N, M, kind (0 f32, 1 f16, 2 bf16), transposed, threads
@@ -354,6 +361,11 @@ BENCHMARK(BM_Q4Linear)
 BENCHMARK(BM_Q4DecodeRowOrder)
     ->Apply([](auto* b) { ThreadArgs(b, {{2048, 6144, 1}, {2048, 6144, 2}, {6144, 2048, 1}, {6144, 2048, 2}}); })
     ->ArgNames({"K", "N", "order", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Q4DecodeHot)
+    ->Apply([](auto* b) { ThreadArgs(b, {{2048, 512, 8}, {2048, 512, 16}, {2048, 2048, 8}}); })
+    ->ArgNames({"K", "N", "act", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Q8Linear)
