@@ -494,6 +494,14 @@ void rows_any(const Geometry& gm, const QuantX& qx, const LinearWeight& W, int64
   }
 }
 
+// The calling thread's activation scratch (grow-only, no allocation per call).
+// Callers bind it to a reference before the team starts: a lambda naming a
+// thread_local directly would see each worker thread's own instance.
+QuantX& caller_quant_x() {
+  thread_local QuantX q;
+  return q;
+}
+
 }  // namespace
 
 bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, float* const* Y, int n,
@@ -501,8 +509,7 @@ bool linear_qi8_multi(const float* X, int64_t M, const LinearWeight* const* W, f
   for (int i = 1; i < n; ++i)
     if (W[i]->K != W[0]->K || W[i]->bits != W[0]->bits || W[i]->block_size != W[0]->block_size) return false;
   const Geometry gm = make_geometry(*W[0]);
-  thread_local QuantX qbuf;  // the caller's scratch; the team reads it through qx (a lambda
-  QuantX& qx = qbuf;         // naming a thread_local would see each worker's own instance)
+  QuantX& qx = caller_quant_x();
   quantize_x(X, M, W[0]->K, gm, act_bits == 16 ? 2 : 1, &qx);
   // Work items: row chunks of every weight, taken from one shared counter.
   struct Item {
@@ -534,8 +541,7 @@ void linear_qi8(const float* X, int64_t M, const LinearWeight& W, float* Y, int 
   if (M >= kVnniGemmMinRows && linear_q_vnni_gemm(X, M, W, Y, act_bits)) return;  // panel GEMM (linear_qgemm.cpp)
   const Geometry gm = make_geometry(W);
   const int planes = act_bits == 16 ? 2 : 1;
-  thread_local QuantX qbuf;  // the caller's scratch; the team reads it through qx (a lambda
-  QuantX& qx = qbuf;         // naming a thread_local would see each worker's own instance)
+  QuantX& qx = caller_quant_x();
   quantize_x(X, M, W.K, gm, planes, &qx);
   cpu::StealQueue work(W.N, cpu::chunk_size(W.N, cpu::threads(), 16), cpu::threads(), 16);
   auto worker = [&](int me) {
